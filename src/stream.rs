@@ -1,0 +1,147 @@
+//! Streaming decryption of an `AES_256_CTR_HMAC_SHA256` layer.
+//!
+//! # Hazmat
+//!
+//! The format authenticates the whole layer with a single HMAC-SHA256 over the ciphertext,
+//! checked at the end. CTR mode is malleable, so until that check every plaintext byte is
+//! unauthenticated. A streaming decoder therefore releases unauthenticated plaintext; what it must
+//! never do is *finish* a layer that fails: the tail of the plaintext is withheld until the
+//! verdict ([`holdback`]), and only [`Verified`] — which nothing outside this module can build —
+//! lets the caller report success. The process exit status is containerd's only signal, so
+//! failure always means a non-zero exit. Operators who cannot accept any unauthenticated output
+//! use the spooling mode (`--verify-before-release`).
+//!
+//! # Design
+//!
+//! Three stages connected by bounded channels, with a fixed pool of buffers so memory is flat
+//! whatever the layer size:
+//!
+//! ```text
+//!  reader thread          MAC thread              calling thread
+//!  read(stdin) ──chunk──▶ HMAC-SHA256 ──chunk──▶ AES-CTR in place ─▶ hold-back ─▶ write(stdout)
+//!       ▲                                                                  │
+//!       └──────────────────────── free buffers ◀───────────────────────────┘
+//! ```
+//!
+//! HMAC-SHA256 is the serial bottleneck of the format (it cannot be parallelised), so it gets a
+//! thread of its own and never waits for I/O or decryption.
+
+pub mod cipher;
+pub mod holdback;
+mod pipeline;
+
+use std::io::{self, Read, Write};
+
+use crate::options::StreamParams;
+
+/// Size of one pipeline buffer. Large enough that channel hand-offs are negligible next to the
+/// MAC work (256 KiB is ~130 µs of HMAC at 2 GB/s), small enough that the whole pool stays around
+/// 2 MiB.
+pub const DEFAULT_CHUNK: usize = 256 * 1024;
+
+/// Tunables of one decryption.
+#[derive(Debug, Clone)]
+pub struct StreamConfig {
+    /// Bytes withheld until the MAC verdict (see [`holdback`]).
+    pub hold_back: u64,
+    /// Pipeline buffer size.
+    pub chunk_size: usize,
+    /// Length of the ciphertext from the descriptor, when known: more input is an error as soon
+    /// as it arrives, less is an error at the end.
+    pub expected_size: Option<u64>,
+}
+
+impl Default for StreamConfig {
+    fn default() -> Self {
+        Self {
+            hold_back: holdback::HOLD_BACK,
+            chunk_size: DEFAULT_CHUNK,
+            expected_size: None,
+        }
+    }
+}
+
+/// Proof that a layer's MAC verified and all of its plaintext was written.
+#[derive(Debug)]
+#[must_use = "a Verified is the only success signal; report it"]
+pub struct Verified {
+    bytes: u64,
+}
+
+impl Verified {
+    /// Number of plaintext bytes written.
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+}
+
+/// Why a layer did not decrypt.
+#[derive(Debug, thiserror::Error)]
+pub enum StreamError {
+    /// Reading stdin failed.
+    #[error("reading the encrypted layer from stdin failed: {0}")]
+    Input(#[source] io::Error),
+    /// Writing stdout failed (EPIPE when the consumer went away).
+    #[error("{}", output_message(.0))]
+    Output(#[source] io::Error),
+    /// Fewer bytes than the descriptor's size.
+    #[error(
+        "the encrypted layer is truncated: {got} bytes arrived but its descriptor says {expected}"
+    )]
+    Truncated {
+        /// Bytes read.
+        got: u64,
+        /// Descriptor size.
+        expected: u64,
+    },
+    /// More bytes than the descriptor's size.
+    #[error("the encrypted layer is longer than the {expected} bytes its descriptor says")]
+    Extended {
+        /// Descriptor size.
+        expected: u64,
+    },
+    /// The HMAC did not verify.
+    #[error(
+        "the layer failed authentication: the HMAC over its {bytes} encrypted bytes does not \
+         match the one in its annotations (the blob was altered or corrupted, or belongs to \
+         another descriptor)"
+    )]
+    MacMismatch {
+        /// Bytes authenticated.
+        bytes: u64,
+    },
+    /// A pipeline thread ended without a verdict (a bug).
+    #[error("internal error: a decryption thread stopped without a verdict")]
+    Internal,
+}
+
+fn output_message(e: &io::Error) -> String {
+    if e.kind() == io::ErrorKind::BrokenPipe {
+        "the reader of stdout (containerd) closed the pipe before the layer was complete; \
+         containerd's own log says why it stopped"
+            .to_string()
+    } else {
+        format!("writing the decrypted layer to stdout failed: {e}")
+    }
+}
+
+/// Decrypts `input` to `output`, verifying the MAC. On success every plaintext byte has been
+/// written and flushed; on failure the last `config.hold_back` bytes (at least) never were.
+///
+/// `input` moves to a reader thread. If this returns an error, that thread may still be blocked
+/// in `read`; the caller is expected to exit the process, as the binary does.
+pub fn decrypt<R, W>(
+    input: R,
+    output: W,
+    params: &StreamParams,
+    config: &StreamConfig,
+) -> Result<Verified, StreamError>
+where
+    R: Read + Send + 'static,
+    W: Write,
+{
+    pipeline::run(input, output, params, config).map(|bytes| Verified { bytes })
+}
+
+#[cfg(test)]
+mod tests;
