@@ -1,0 +1,225 @@
+use super::*;
+use crate::keys::{KeyRing, KeySource, PrivateKey};
+use openssl::ec::{EcGroup, EcKey};
+use openssl::rsa::Rsa;
+
+fn rsa_key(bits: u32) -> PKey<Private> {
+    PKey::from_rsa(Rsa::generate(bits).unwrap()).unwrap()
+}
+
+fn ec_key(nid: Nid) -> PKey<Private> {
+    PKey::from_ec_key(EcKey::generate(&EcGroup::from_curve_name(nid).unwrap()).unwrap()).unwrap()
+}
+
+fn ring(keys: &[&PKey<Private>]) -> KeyRing {
+    let mut ring = KeyRing::default();
+    for (i, k) in keys.iter().enumerate() {
+        ring.private_keys.push(PrivateKey {
+            source: KeySource::Payload {
+                param: "privkeys",
+                index: i,
+            },
+            key: (*k).clone(),
+        });
+    }
+    ring
+}
+
+/// Encrypts `plaintext` to each (alg, key) with josekit's general JSON serialization.
+fn encrypt(plaintext: &[u8], enc: &str, recipients: &[(&str, &PKey<Private>)]) -> Vec<u8> {
+    use josekit::jwe::{JweEncrypter, JweHeader, JweHeaderSet};
+    let mut protected = JweHeaderSet::new();
+    protected.set_content_encryption(enc, true);
+    let encrypters: Vec<Box<dyn JweEncrypter>> = recipients
+        .iter()
+        .map(|(alg, key)| {
+            let der = key.public_key_to_der().unwrap();
+            let e: Box<dyn JweEncrypter> = match *alg {
+                "RSA-OAEP" => Box::new(jwe::RSA_OAEP.encrypter_from_der(&der).unwrap()),
+                "RSA-OAEP-256" => Box::new(jwe::RSA_OAEP_256.encrypter_from_der(&der).unwrap()),
+                "ECDH-ES+A128KW" => Box::new(jwe::ECDH_ES_A128KW.encrypter_from_der(&der).unwrap()),
+                "ECDH-ES+A192KW" => Box::new(jwe::ECDH_ES_A192KW.encrypter_from_der(&der).unwrap()),
+                "ECDH-ES+A256KW" => Box::new(jwe::ECDH_ES_A256KW.encrypter_from_der(&der).unwrap()),
+                other => panic!("{other}"),
+            };
+            e
+        })
+        .collect();
+    let headers: Vec<JweHeader> = recipients.iter().map(|_| JweHeader::new()).collect();
+    let header_refs: Vec<Option<&JweHeader>> = headers.iter().map(Some).collect();
+    jwe::serialize_general_json_with_selector(
+        plaintext,
+        Some(&protected),
+        &header_refs,
+        None,
+        |i, _| Some(&*encrypters[i]),
+    )
+    .unwrap()
+    .into_bytes()
+}
+
+#[test]
+fn every_key_and_content_algorithm_round_trips() {
+    let rsa = rsa_key(2048);
+    let p256 = ec_key(Nid::X9_62_PRIME256V1);
+    let p384 = ec_key(Nid::SECP384R1);
+    let p521 = ec_key(Nid::SECP521R1);
+    let cases: Vec<(&str, &PKey<Private>)> = vec![
+        ("RSA-OAEP", &rsa),
+        ("RSA-OAEP-256", &rsa),
+        ("ECDH-ES+A128KW", &p256),
+        ("ECDH-ES+A192KW", &p384),
+        ("ECDH-ES+A256KW", &p521),
+    ];
+    for (alg, key) in &cases {
+        for enc in CONTENT_ALGORITHMS {
+            let blob = encrypt(b"{\"symkey\":\"x\"}", enc, &[(alg, key)]);
+            let out = Jwe
+                .unwrap_key(&ring(&[key]), &blob)
+                .unwrap_or_else(|e| panic!("{alg} {enc}: {e}"));
+            assert_eq!(out.expose(), b"{\"symkey\":\"x\"}");
+        }
+    }
+}
+
+#[test]
+fn tries_every_recipient_with_every_key() {
+    let a = rsa_key(2048);
+    let b = rsa_key(2048);
+    let c = ec_key(Nid::X9_62_PRIME256V1);
+    let blob = encrypt(
+        b"opts",
+        "A256GCM",
+        &[("RSA-OAEP", &a), ("RSA-OAEP", &b), ("ECDH-ES+A256KW", &c)],
+    );
+    // Only the second recipient's key is local, and a non-fitting key comes first.
+    let other = rsa_key(2048);
+    assert_eq!(
+        Jwe.unwrap_key(&ring(&[&other, &b]), &blob)
+            .unwrap()
+            .expose(),
+        b"opts"
+    );
+    assert_eq!(
+        Jwe.unwrap_key(&ring(&[&other, &c]), &blob)
+            .unwrap()
+            .expose(),
+        b"opts"
+    );
+    match Jwe.unwrap_key(&ring(&[&other]), &blob) {
+        Err(UnwrapError::NoKeyFits { recipients }) => {
+            assert_eq!(recipients, "3 jwe recipients: RSA-OAEP to RSA-2048, RSA-OAEP to RSA-2048, ECDH-ES+A256KW to EC P-256");
+        }
+        other => panic!("{other:?}"),
+    }
+    let p384 = ec_key(Nid::SECP384R1);
+    assert!(matches!(
+        Jwe.unwrap_key(&ring(&[&p384]), &blob),
+        Err(UnwrapError::NoUsableKeys { .. })
+    ));
+}
+
+#[test]
+fn tolerates_go_jose_duplicate_encrypted_key() {
+    let a = rsa_key(2048);
+    let b = rsa_key(2048);
+    let blob = encrypt(b"opts", "A256GCM", &[("RSA-OAEP", &a), ("RSA-OAEP", &b)]);
+    let mut json: Value = serde_json::from_slice(&blob).unwrap();
+    let first = json["recipients"][0]["encrypted_key"].clone();
+    json["encrypted_key"] = first;
+    let blob = serde_json::to_vec(&json).unwrap();
+    assert_eq!(
+        Jwe.unwrap_key(&ring(&[&b]), &blob).unwrap().expose(),
+        b"opts"
+    );
+}
+
+fn malformed(blob: &[u8]) -> String {
+    match parse(blob) {
+        Err(e) => e,
+        Ok(p) => panic!("accepted: {p:?}"),
+    }
+}
+
+#[test]
+fn refuses_what_go_refuses_and_more() {
+    let rsa = rsa_key(2048);
+    let blob = encrypt(b"opts", "A256GCM", &[("RSA-OAEP", &rsa)]);
+    let json: Value = serde_json::from_slice(&blob).unwrap();
+    let with = |f: &dyn Fn(&mut Value)| {
+        let mut j = json.clone();
+        f(&mut j);
+        serde_json::to_vec(&j).unwrap()
+    };
+    assert!(malformed(&with(
+        &|j| j["recipients"][0]["header"]["zip"] = "DEF".into()
+    ))
+    .contains("zip"));
+    assert!(malformed(&with(
+        &|j| j["recipients"][0]["header"]["crit"] = serde_json::json!(["x"])
+    ))
+    .contains("crit"));
+    assert!(malformed(&with(
+        &|j| j["recipients"][0]["header"]["alg"] = "RSA1_5".into()
+    ))
+    .contains("RSA1_5"));
+    assert!(malformed(&with(
+        &|j| j["recipients"][0]["header"]["alg"] = "dir".into()
+    ))
+    .contains("dir"));
+    assert!(malformed(&with(
+        &|j| j["recipients"][0]["header"]["enc"] = "A256GCM".into()
+    ))
+    .contains("twice"));
+    assert!(malformed(&with(&|j| j["recipients"] = serde_json::json!([]))).contains("empty"));
+    assert!(
+        malformed(&with(&|j| j["recipients"] = serde_json::json!([1]))).contains("not an object")
+    );
+    assert!(malformed(&with(&|j| j["ciphertext"] = 5.into())).contains("ciphertext"));
+    assert!(malformed(&with(&|j| j["iv"] = "!!".into())).contains("iv"));
+    assert!(malformed(&with(&|j| j["protected"] = "e30".into())).contains("enc"));
+    let many: Vec<Value> = (0..=MAX_RECIPIENTS)
+        .map(|_| json["recipients"][0].clone())
+        .collect();
+    assert!(
+        malformed(&with(&|j| j["recipients"] = Value::Array(many.clone()))).contains("more than")
+    );
+    assert!(malformed(b"").contains("empty"));
+    assert!(malformed(b"[1]").contains("neither"));
+    assert!(malformed(b"{\"a\":").contains("not a JSON object"));
+    assert!(malformed(&vec![b' '; MAX_JWE_LEN + 1]).contains("larger"));
+}
+
+#[test]
+fn compact_serialization_is_accepted() {
+    let rsa = rsa_key(2048);
+    let mut header = josekit::jwe::JweHeader::new();
+    header.set_content_encryption("A128GCM");
+    let encrypter = jwe::RSA_OAEP_256
+        .encrypter_from_der(rsa.public_key_to_der().unwrap())
+        .unwrap();
+    let compact = jwe::serialize_compact(b"opts", &header, &encrypter).unwrap();
+    assert_eq!(
+        Jwe.unwrap_key(&ring(&[&rsa]), compact.as_bytes())
+            .unwrap()
+            .expose(),
+        b"opts"
+    );
+}
+
+#[test]
+fn a_tampered_ciphertext_is_not_accepted() {
+    let rsa = rsa_key(2048);
+    let blob = encrypt(b"opts-opts-opts", "A256GCM", &[("RSA-OAEP", &rsa)]);
+    let mut json: Value = serde_json::from_slice(&blob).unwrap();
+    let ct = json["ciphertext"].as_str().unwrap().to_string();
+    let mut bytes = decode_url(&ct).unwrap();
+    bytes[0] ^= 1;
+    json["ciphertext"] =
+        base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, bytes).into();
+    let blob = serde_json::to_vec(&json).unwrap();
+    assert!(matches!(
+        Jwe.unwrap_key(&ring(&[&rsa]), &blob),
+        Err(UnwrapError::NoKeyFits { .. })
+    ));
+}
