@@ -1,0 +1,9 @@
+//! End-to-end tests of the `ctd-decoder` binary, run exactly as containerd runs it, on layers
+//! encrypted by Debian's skopeo (Go ocicrypt).
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod cli;
+mod failures;
+mod interop;
