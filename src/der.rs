@@ -33,6 +33,12 @@ pub mod tag {
     pub const SET: u8 = 0x31;
     /// NULL
     pub const NULL: u8 = 0x05;
+    /// The constructed bit of an identifier octet.
+    pub const CONSTRUCTED: u8 = 0x20;
+    /// Context-specific class `[n]`, primitive: `CONTEXT | n`.
+    pub const CONTEXT: u8 = 0x80;
+    /// Context-specific class `[n]`, constructed: `CONTEXT_CONSTRUCTED | n`.
+    pub const CONTEXT_CONSTRUCTED: u8 = 0xa0;
 }
 
 /// One element: its identifier octet and its contents.
@@ -48,6 +54,11 @@ impl<'a> Tlv<'a> {
     /// A reader over the contents.
     pub fn reader(&self) -> Reader<'a> {
         Reader::new(self.value)
+    }
+
+    /// Whether the constructed bit is set.
+    pub fn is_constructed(&self) -> bool {
+        self.tag & tag::CONSTRUCTED != 0
     }
 
     /// Fails unless the tag is `expected`.
@@ -122,6 +133,61 @@ impl<'a> Reader<'a> {
     pub fn read_tag(&mut self, expected: u8) -> Result<Tlv<'a>, DerError> {
         self.read()?.expect(expected)
     }
+
+    /// Reads the next element only if its tag is `expected` (an OPTIONAL field).
+    pub fn read_if(&mut self, expected: u8) -> Result<Option<Tlv<'a>>, DerError> {
+        if self.peek_tag() == Some(expected) {
+            self.read().map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+
+    /// Reads the next element and also returns its whole encoding (identifier, length and
+    /// contents), for comparing or re-parsing it elsewhere.
+    pub fn read_raw(&mut self) -> Result<(Tlv<'a>, &'a [u8]), DerError> {
+        let before = self.data;
+        let tlv = self.read()?;
+        let used = before.len() - self.data.len();
+        Ok((tlv, &before[..used]))
+    }
+}
+
+/// Largest OID accepted by [`oid_text`], in contents octets.
+const MAX_OID_LEN: usize = 64;
+
+/// Dotted text of OID contents (`1.2.840.113549.1.7.3`), for messages. `None` when the
+/// contents are empty, longer than 64 bytes, end inside an arc, or an arc overflows `u64`.
+pub fn oid_text(contents: &[u8]) -> Option<String> {
+    if contents.is_empty() || contents.len() > MAX_OID_LEN {
+        return None;
+    }
+    let mut arcs: Vec<u64> = Vec::new();
+    let mut value: u64 = 0;
+    for (i, &b) in contents.iter().enumerate() {
+        if value > u64::MAX >> 7 {
+            return None;
+        }
+        value = (value << 7) | u64::from(b & 0x7f);
+        if b & 0x80 == 0 {
+            if arcs.is_empty() {
+                let first = (value / 40).min(2);
+                arcs.push(first);
+                arcs.push(value - first * 40);
+            } else {
+                arcs.push(value);
+            }
+            value = 0;
+        } else if i + 1 == contents.len() {
+            return None;
+        }
+    }
+    Some(
+        arcs.iter()
+            .map(u64::to_string)
+            .collect::<Vec<_>>()
+            .join("."),
+    )
 }
 
 /// Encodes an OID from its dotted text into DER contents (test and constant helper).
@@ -189,6 +255,42 @@ mod tests {
             Reader::new(&[0x02, 0x00]).read_tag(tag::SEQUENCE),
             Err(DerError::UnexpectedTag(2))
         );
+    }
+
+    #[test]
+    fn optional_fields_and_raw_encodings() {
+        let data = [0xa0, 0x02, 0x05, 0x00, 0x04, 0x81, 0x01, 0xaa];
+        let mut r = Reader::new(&data);
+        assert_eq!(r.read_if(tag::SEQUENCE), Ok(None));
+        let (opt, raw) = r.read_raw().unwrap();
+        assert_eq!(opt.tag, tag::CONTEXT_CONSTRUCTED);
+        assert!(opt.is_constructed());
+        assert_eq!(raw, &data[..4]);
+        let octets = r.read_if(tag::OCTET_STRING).unwrap().unwrap();
+        assert!(!octets.is_constructed());
+        assert_eq!(octets.value, &[0xaa]);
+        assert_eq!(r.read_if(tag::OCTET_STRING), Ok(None));
+        assert!(r.is_empty());
+        assert_eq!(
+            Reader::new(&[0x04, 0x02, 0x00]).read_if(tag::OCTET_STRING),
+            Err(DerError::Truncated)
+        );
+    }
+
+    #[test]
+    fn oid_text_round_trips_and_rejects_junk() {
+        for text in [
+            "1.2.840.113549.1.7.3",
+            "2.16.840.1.101.3.4.1.46",
+            "2.999.1",
+            "0.9.2342",
+        ] {
+            assert_eq!(oid_text(&oid(text)).as_deref(), Some(text));
+        }
+        assert_eq!(oid_text(&[]), None);
+        assert_eq!(oid_text(&[0x2a, 0x86]), None);
+        assert_eq!(oid_text(&[0xff; 20]), None);
+        assert_eq!(oid_text(&[0x2a; 65]), None);
     }
 
     #[test]
