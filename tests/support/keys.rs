@@ -5,10 +5,15 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
+use openssl::asn1::Asn1Time;
+use openssl::bn::BigNum;
 use openssl::ec::{EcGroup, EcKey};
+use openssl::hash::MessageDigest;
 use openssl::nid::Nid;
 use openssl::pkey::{PKey, Private};
 use openssl::rsa::Rsa;
+use openssl::x509::extension::SubjectKeyIdentifier;
+use openssl::x509::{X509NameBuilder, X509};
 
 /// A generated key pair.
 #[derive(Clone)]
@@ -105,4 +110,62 @@ impl TestKey {
         Self::write_private(&dir, "key.pem", &self.pkcs8_pem());
         dir
     }
+}
+
+/// A test certificate authority: issues the X.509 certificates `pkcs7` recipients are named by.
+pub struct TestCa {
+    pub key: PKey<Private>,
+    pub cert: X509,
+}
+
+/// The CA of every test certificate (`O=ctd-decoder, CN=ctd-decoder test CA`), made once.
+pub fn ca() -> &'static TestCa {
+    static CA: OnceLock<TestCa> = OnceLock::new();
+    CA.get_or_init(|| {
+        let key = PKey::from_rsa(Rsa::generate(2048).unwrap()).unwrap();
+        let cert = build_cert(&key, "ctd-decoder test CA", 1, None);
+        TestCa { key, cert }
+    })
+}
+
+impl TestCa {
+    /// A certificate for `key` (`CN=<cn>`, `serial`), valid from now for a week, with a
+    /// subject key identifier. The same arguments always name the same recipient.
+    pub fn issue(&self, key: &TestKey, cn: &str, serial: u32) -> X509 {
+        build_cert(&key.key, cn, serial, Some(self))
+    }
+}
+
+fn build_cert(key: &PKey<Private>, cn: &str, serial: u32, issuer: Option<&TestCa>) -> X509 {
+    let mut name = X509NameBuilder::new().unwrap();
+    name.append_entry_by_text("O", "ctd-decoder").unwrap();
+    name.append_entry_by_text("CN", cn).unwrap();
+    let name = name.build();
+    let mut b = X509::builder().unwrap();
+    b.set_version(2).unwrap();
+    b.set_subject_name(&name).unwrap();
+    b.set_issuer_name(issuer.map_or(&*name, |ca| ca.cert.subject_name()))
+        .unwrap();
+    b.set_pubkey(key).unwrap();
+    let serial = BigNum::from_u32(serial).unwrap().to_asn1_integer().unwrap();
+    b.set_serial_number(&serial).unwrap();
+    b.set_not_before(&Asn1Time::days_from_now(0).unwrap())
+        .unwrap();
+    b.set_not_after(&Asn1Time::days_from_now(7).unwrap())
+        .unwrap();
+    let ski = SubjectKeyIdentifier::new()
+        .build(&b.x509v3_context(None, None))
+        .unwrap();
+    b.append_extension(ski).unwrap();
+    let signer = issuer.map_or(key, |ca| &ca.key);
+    b.sign(signer, MessageDigest::sha256()).unwrap();
+    b.build()
+}
+
+/// Writes `cert` as PEM to `dir/<file>` and returns `pkcs7:<path>` (skopeo's recipient syntax).
+pub fn pkcs7_recipient(cert: &X509, dir: &Path, file: &str) -> String {
+    fs::create_dir_all(dir).unwrap();
+    let p = dir.join(file);
+    fs::write(&p, cert.to_pem().unwrap()).unwrap();
+    format!("pkcs7:{}", p.display())
 }
