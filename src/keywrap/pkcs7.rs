@@ -22,7 +22,7 @@
 //! AES-128/192/256-CBC and DES-EDE3-CBC. Anything else (single DES, RC2, key agreement, KEK or
 //! password recipients) is refused with a reason naming it. Every length is checked, the blob
 //! is at most [`MAX_PKCS7_LEN`] and has at most [`MAX_RECIPIENTS`] recipients, and at most
-//! [`MAX_KEY_ATTEMPTS`] RSA decryptions are spent on one blob.
+//! [`MAX_KEY_ATTEMPTS`] (recipient, key) pairs are tried on one blob.
 //!
 //! # Which keys are tried
 //!
@@ -79,7 +79,8 @@ use crate::secret::{SecretBytes, LAYER_KEY_LEN};
 pub const MAX_PKCS7_LEN: usize = 1 << 20;
 /// Most recipients accepted in one blob.
 pub const MAX_RECIPIENTS: usize = 256;
-/// Most RSA decryptions spent on one blob (each recipient × each key that could fit it).
+/// Most (recipient, key) pairs tried on one blob: each is one RSA decryption, two for OAEP
+/// parameters that leave the MGF1 hash open.
 pub const MAX_KEY_ATTEMPTS: usize = 64;
 /// Most OCTET STRING pieces in a constructed `encryptedContent`.
 const MAX_CONTENT_PIECES: usize = 1024;
@@ -813,7 +814,14 @@ impl<'a> Envelope<'a> {
         certs: &[CertInfo],
         keys: &'k [PrivateKey],
     ) -> Vec<(&Recipient<'a>, &'k PrivateKey)> {
-        let rsa_keys = || keys.iter().filter(|k| k.key.id() == Id::RSA);
+        // The same key may come from the directory and the payload: try it once.
+        let mut rsa: Vec<&'k PrivateKey> = Vec::new();
+        for key in keys.iter().filter(|k| k.key.id() == Id::RSA) {
+            if !rsa.iter().any(|k| k.key.public_eq(&key.key)) {
+                rsa.push(key);
+            }
+        }
+        let rsa_keys = || rsa.iter().copied();
         let mut named = Vec::new();
         let mut fallback = Vec::new();
         for recipient in &self.recipients {

@@ -781,6 +781,10 @@ fn certificates_select_keys_and_the_fallback_needs_the_modulus_size() {
     );
     assert!(plan[0].1.key.public_eq(&a.key));
     assert_eq!(envelope.plan(&[], &keys).len(), 2);
+    // The same key twice (keys directory and payload) is tried once.
+    let twice = ring(&[&a.key, &b.key, &a.key], &[]).private_keys;
+    assert_eq!(envelope.plan(&[], &twice).len(), 2);
+    assert_eq!(envelope.plan(&certs, &twice).len(), 1);
 }
 
 #[test]
