@@ -29,7 +29,9 @@
 //! Go tries every (private key, certificate) pair: the certificate selects the recipient by
 //! issuer+serial, then the key decrypts. Here a recipient is first tried with the RSA keys whose
 //! public key equals that of a local certificate naming the recipient (issuer+serial, or subject
-//! key identifier). All private-key operations are OpenSSL's (blinded, constant-time RSA).
+//! key identifier); the certificate-less fallback below comes after all of those, and a key
+//! found twice (directory and payload) is tried once. All private-key operations are OpenSSL's
+//! (blinded, constant-time RSA).
 //!
 //! # Leniency beyond Go
 //!
@@ -39,12 +41,15 @@
 //! * `AuthEnvelopedData` (RFC 5083, `1.2.840.113549.1.9.16.1.23`) with AES-GCM and no
 //!   authenticated attributes, which is what OpenSSL writes for `cms -encrypt -aes-128-gcm`. Go
 //!   ocicrypt never writes it; it is accepted because it is the standard home of GCM in CMS.
-//! * RSAES-OAEP with an explicit MGF1 hash or a label, which smallstep ignores.
+//! * RSAES-OAEP with an explicit MGF1 hash or a label, which smallstep ignores. When the
+//!   parameters name a hash other than SHA-1 but no MGF1 hash, both readings are tried: RFC
+//!   4055's default (MGF1-SHA-1) and Go's (`rsa.EncryptOAEP` uses the OAEP hash for MGF1).
 //!
 //! # Why a wrong key is never accepted
 //!
-//! A wrong RSA key does not always fail: PKCS#1 v1.5 decryption with the wrong key yields an
-//! error, or (rarely, and always with OpenSSL ≥ 3.2's implicit rejection) a pseudo-random CEK.
+//! A wrong RSA key does not always fail: PKCS#1 v1.5 decryption with the wrong key usually
+//! reports a padding error, but now and then "succeeds" with garbage, and with OpenSSL ≥ 3.2's
+//! implicit rejection it always yields a pseudo-random CEK.
 //! Whatever the RSA step yields, a CEK of the wrong length, or an RSA failure, is replaced by
 //! random bytes of the right length (RFC 3218 §2.3.2), so every wrong key takes the same path
 //! and ends in the same "no key fits" result: the decoder offers no padding oracle in its error
