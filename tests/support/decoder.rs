@@ -17,7 +17,11 @@ pub fn binary() -> PathBuf {
     if let Some(p) = std::env::var_os("CTD_DECODER_BIN") {
         return PathBuf::from(p);
     }
-    PathBuf::from(env!("CARGO_BIN_EXE_ctd-decoder"))
+    // Cargo sets this for test targets; the demo example is told with CTD_DECODER_BIN.
+    match option_env!("CARGO_BIN_EXE_ctd-decoder") {
+        Some(p) => PathBuf::from(p),
+        None => panic!("set CTD_DECODER_BIN to the ctd-decoder binary to use"),
+    }
 }
 
 /// What fd 3 holds.

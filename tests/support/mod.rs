@@ -2,10 +2,17 @@
 //! sample OCI images, keys, skopeo, and running the decoder exactly as containerd does.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod containerd;
+pub mod cri;
 pub mod decoder;
+pub mod image;
 pub mod keys;
 pub mod oci;
+pub mod process;
+pub mod registry;
+pub mod rootfs;
 pub mod skopeo;
+pub mod stack;
 
 use std::path::PathBuf;
 
@@ -29,4 +36,11 @@ pub fn require_tool(tool: &str, package: &str) -> PathBuf {
         }
     }
     panic!("`{tool}` is not installed; this test needs it (apt-get install {package}, or run scripts/test which installs everything)");
+}
+
+/// Fails with a clear message unless running as root (containerd, mounts and runc need it).
+pub fn require_root() {
+    if !nix::unistd::geteuid().is_root() {
+        panic!("the end-to-end suite runs a private containerd, mounts snapshots and starts containers with runc, which needs root: run `sudo scripts/test` (or `sudo cargo test --test e2e`)");
+    }
 }

@@ -275,3 +275,29 @@ impl FoundLayer {
         ctd_decoder::payload::encode(&params, &self.descriptor())
     }
 }
+
+/// Replaces the manifest of the image tagged `tag` in the layout at `dir` with `edit` applied to
+/// it (a new manifest blob; the index entry points at it). Layer and config blobs are untouched.
+pub fn edit_manifest(dir: &Path, tag: &str, edit: impl FnOnce(&mut Value)) {
+    let index_path = dir.join("index.json");
+    let mut index: Value = serde_json::from_slice(&fs::read(&index_path).unwrap()).unwrap();
+    let entry = index["manifests"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|m| m["annotations"]["org.opencontainers.image.ref.name"] == tag)
+        .expect("tag in index");
+    let blobs = dir.join("blobs/sha256");
+    let old = entry["digest"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("sha256:");
+    let mut manifest: Value = serde_json::from_slice(&fs::read(blobs.join(old)).unwrap()).unwrap();
+    edit(&mut manifest);
+    let bytes = serde_json::to_vec(&manifest).unwrap();
+    let digest = sha256(&bytes);
+    fs::write(blobs.join(digest.trim_start_matches("sha256:")), &bytes).unwrap();
+    entry["digest"] = json!(digest);
+    entry["size"] = json!(bytes.len());
+    fs::write(&index_path, serde_json::to_vec(&index).unwrap()).unwrap();
+}
