@@ -18,10 +18,19 @@ pub struct Cli {
     /// Symlinks are followed (Kubernetes Secret volumes work as mounted).
     #[arg(long = "decryption-keys-path", value_name = "DIR")]
     pub decryption_keys_path: Vec<PathBuf>,
+
+    /// containerd's content store, searched for the layer's descriptor when containerd passes
+    /// none on fd 3 (`ctr` pulls, zstd layers, containerd 2.x transfer service).
+    #[arg(long = "content-store", value_name = "DIR", default_value = ctd_store_default())]
+    pub content_store: PathBuf,
+}
+
+const fn ctd_store_default() -> &'static str {
+    crate::store::DEFAULT_CONTENT_STORE
 }
 
 /// Long option names that Go's flag package also accepts with one dash.
-const LONG_FLAGS: &[&str] = &["decryption-keys-path"];
+const LONG_FLAGS: &[&str] = &["decryption-keys-path", "content-store"];
 
 /// Turns `-decryption-keys-path[=v]` into `--decryption-keys-path[=v]`.
 pub fn normalize(args: impl IntoIterator<Item = OsString>) -> Vec<OsString> {

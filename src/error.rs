@@ -75,8 +75,10 @@ impl Error {
             Error::Payload(_) => "this payload comes from the containerd client that pulled the image; \
                  check that containerd and its client (CRI, ctr-enc) are the versions you expect"
                 .into(),
-            Error::NoDescriptor(_) => "pull through CRI with image_decryption key_model = \"node\" \
-                 (and use_local_image_pull = true on containerd 2.x), or run ctr-enc with --key"
+            Error::NoDescriptor(_) => "if containerd's root is not /var/lib/containerd, pass \
+                 --content-store <root>/io.containerd.content.v1.content in the stream processor's \
+                 args; or pull through CRI with key_model = \"node\" (and use_local_image_pull = \
+                 true on containerd 2.x), which sends the descriptor on fd 3"
                 .into(),
             Error::UnsupportedMediaType { .. } => {
                 "check the media types in the [stream_processors] accepts lists of the containerd config"

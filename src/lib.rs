@@ -5,7 +5,8 @@
 //! fd 3 (see [`payload`]); the original blob goes to stdout. [`run`] is the whole job once the
 //! process-specific parts (fd 3, stdio, arguments) are in hand:
 //!
-//! 1. the layer descriptor from the payload ([`payload`]);
+//! 1. the layer descriptor from the payload ([`payload`]), or, when containerd sent none, from
+//!    its content store ([`store`]);
 //! 2. wrapped keys and public options from its annotations ([`annotations`]);
 //! 3. the node's keys ([`keys`]) tried on every wrapped key ([`keywrap`]);
 //! 4. private options resolved into stream parameters ([`options`]);
@@ -25,6 +26,7 @@ pub mod media_type;
 pub mod options;
 pub mod payload;
 pub mod secret;
+pub mod store;
 pub mod stream;
 
 use std::fmt::Write as _;
@@ -37,7 +39,7 @@ use payload::{DecryptParams, Descriptor, Payload};
 use stream::{StreamConfig, Verified};
 
 /// How one decoder run is configured (from the command line and environment).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Config {
     /// `--decryption-keys-path` values, in order.
     pub key_paths: Vec<PathBuf>,
@@ -47,6 +49,20 @@ pub struct Config {
     pub key_limits: keys::dir::Limits,
     /// Stream tuning (hold-back, chunk size); `expected_size` is filled from the descriptor.
     pub stream: StreamConfig,
+    /// containerd's content store, searched when there is no payload descriptor.
+    pub content_store: PathBuf,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            key_paths: Vec::new(),
+            media_type: None,
+            key_limits: keys::dir::Limits::default(),
+            stream: StreamConfig::default(),
+            content_store: PathBuf::from(store::DEFAULT_CONTENT_STORE),
+        }
+    }
 }
 
 /// What a successful run did.
@@ -71,20 +87,29 @@ where
     R: Read + Send + 'static,
     W: Write,
 {
-    let (params, descriptor) = match payload {
-        Some(Payload { params, descriptor: Some(d) }) => (params, d),
-        Some(Payload { descriptor: None, .. }) => {
-            return Err(Error::NoDescriptor(
-                "the payload on fd 3 carries no layer descriptor, so the wrapped layer keys are unknown".into(),
-            ))
-        }
-        None => {
-            return Err(Error::NoDescriptor(
-                "containerd passed no payload on fd 3, so the layer's descriptor and wrapped keys are unknown".into(),
-            ))
-        }
-    };
-    decrypt_layer(config, &params, &descriptor, input, output)
+    match payload {
+        Some(Payload {
+            params,
+            descriptor: Some(d),
+        }) => decrypt_layer(config, &params, &d, input, output),
+        Some(Payload {
+            params,
+            descriptor: None,
+        }) => decrypt_from_store(
+            config,
+            &params,
+            "the payload on fd 3 carries no layer descriptor",
+            input,
+            output,
+        ),
+        None => decrypt_from_store(
+            config,
+            &DecryptParams::default(),
+            "containerd passed no payload on fd 3",
+            input,
+            output,
+        ),
+    }
 }
 
 /// Decrypts a layer whose descriptor is known.
@@ -99,6 +124,49 @@ where
     R: Read + Send + 'static,
     W: Write,
 {
+    let ring = KeyRing::load(&config.key_paths, params, &config.key_limits);
+    let prepared = prepare(config, &ring, descriptor)?;
+    drop(ring);
+    prepared.stream(input, output)
+}
+
+/// A layer whose key is unwrapped and whose options are valid: ready to stream.
+struct Prepared {
+    layer: String,
+    params: options::StreamParams,
+    expected_size: Option<u64>,
+    stream: StreamConfig,
+    opened_by: String,
+    warnings: Vec<String>,
+}
+
+impl Prepared {
+    fn stream<R, W>(self, input: R, output: W) -> Result<Report, Error>
+    where
+        R: Read + Send + 'static,
+        W: Write,
+    {
+        let stream_config = StreamConfig {
+            expected_size: self.expected_size,
+            ..self.stream
+        };
+        let verified =
+            stream::decrypt(input, output, &self.params, &stream_config).map_err(|source| {
+                Error::Stream {
+                    layer: self.layer,
+                    source,
+                }
+            })?;
+        Ok(Report {
+            verified,
+            opened_by: self.opened_by,
+            warnings: self.warnings,
+        })
+    }
+}
+
+/// Everything before the first output byte: media type, annotations, key unwrap, options.
+fn prepare(config: &Config, ring: &KeyRing, descriptor: &Descriptor) -> Result<Prepared, Error> {
     let layer = descriptor.display_name().to_string();
     let media_type = if descriptor.media_type.is_empty() {
         config.media_type.clone().unwrap_or_default()
@@ -113,14 +181,12 @@ where
             layer: layer.clone(),
             source,
         })?;
-
-    let ring = KeyRing::load(&config.key_paths, params, &config.key_limits);
     let unwrappers = keywrap::all();
     let unwrapped =
-        keywrap::unwrap_layer_key(&unwrappers, &annotations, &ring).map_err(|failure| {
+        keywrap::unwrap_layer_key(&unwrappers, &annotations, ring).map_err(|failure| {
             Error::NoKeyFits {
                 layer: layer.clone(),
-                summary: summarize_failure(&ring, &failure, config),
+                summary: summarize_failure(ring, &failure, config),
                 key_paths: key_paths_text(config),
             }
         })?;
@@ -130,27 +196,72 @@ where
             source,
         }
     })?;
-    let stream_params =
+    let params =
         options::resolve(&annotations.public, &private).map_err(|source| Error::Options {
             layer: layer.clone(),
             source,
         })?;
-    // The keys are no longer needed: drop them (OpenSSL wipes them) before streaming.
-    let warnings = ring.warnings.clone();
-    drop(ring);
-    drop(private);
-
-    let stream_config = StreamConfig {
+    Ok(Prepared {
+        layer,
+        params,
         expected_size: descriptor.size,
-        ..config.stream.clone()
-    };
-    let verified = stream::decrypt(input, output, &stream_params, &stream_config)
-        .map_err(|source| Error::Stream { layer, source })?;
-    Ok(Report {
-        verified,
+        stream: config.stream.clone(),
         opened_by: format!("{}[{}]", unwrapped.scheme, unwrapped.index),
-        warnings,
+        warnings: ring.warnings.clone(),
     })
+}
+
+/// No descriptor came with the layer: find it in containerd's content store (see [`store`]).
+fn decrypt_from_store<R, W>(
+    config: &Config,
+    params: &DecryptParams,
+    why: &str,
+    mut input: R,
+    output: W,
+) -> Result<Report, Error>
+where
+    R: Read + Send + 'static,
+    W: Write,
+{
+    let (head, complete) = store::read_head(&mut input).map_err(|e| Error::Stream {
+        layer: "(unknown)".into(),
+        source: stream::StreamError::Input(e),
+    })?;
+    let mut search = store::Search::new(
+        &config.content_store,
+        config.media_type.as_deref(),
+        &head,
+        complete,
+    )
+    .map_err(|e| Error::NoDescriptor(format!("{why}, and {e}")))?;
+    let ring = KeyRing::load(&config.key_paths, params, &config.key_limits);
+    let mut first_error = None;
+    for candidate in &mut search {
+        match prepare(config, &ring, &candidate.descriptor) {
+            Ok(prepared) => {
+                drop(ring);
+                let input = std::io::Cursor::new(head).chain(input);
+                return prepared.stream(input, output);
+            }
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    if let Some(e) = first_error {
+        return Err(e);
+    }
+    let stats = search.stats();
+    let wanted = config.media_type.as_deref().unwrap_or("any encrypted type");
+    Err(Error::NoDescriptor(format!(
+        "{why}, and no manifest in the content store {} lists a {wanted} layer whose blob begins \
+         like this input (searched {} blobs, read {} small ones, {} with such layers, in {} ms)",
+        config.content_store.display(),
+        stats.blobs,
+        stats.files_read,
+        stats.manifests,
+        stats.elapsed.as_millis()
+    )))
 }
 
 fn key_paths_text(config: &Config) -> String {

@@ -44,6 +44,7 @@ fn run(cli: Cli, fd3: Option<OwnedFd>) -> Result<Vec<String>, Error> {
     let payload = read_payload(fd3)?;
     let config = Config {
         key_paths: cli.decryption_keys_path,
+        content_store: cli.content_store,
         media_type: std::env::var("STREAM_PROCESSOR_MEDIATYPE")
             .ok()
             .filter(|s| !s.is_empty()),

@@ -8,3 +8,4 @@ mod cli;
 mod failures;
 mod interop;
 mod pkcs7;
+mod store;
