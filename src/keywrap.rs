@@ -5,6 +5,7 @@
 //! unlike Go ocicrypt's map order, so errors are deterministic.
 
 pub mod jwe;
+pub mod pgp;
 
 use std::fmt;
 
@@ -54,7 +55,7 @@ pub trait KeyUnwrapper {
 
 /// The unwrappers this build supports, in the order they are tried.
 pub fn all() -> Vec<Box<dyn KeyUnwrapper>> {
-    vec![Box::new(jwe::Jwe)]
+    vec![Box::new(jwe::Jwe), Box::new(pgp::Pgp)]
 }
 
 /// One failed attempt, for the final error.
