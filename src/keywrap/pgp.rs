@@ -7,12 +7,11 @@
 //! around the literal (GnuPG compresses by default), and nothing else:
 //!
 //! * the message is at most [`MAX_MESSAGE_LEN`] bytes, binary (never armored, like Go's
-//!   `ReadMessage`), with at most [`MAX_RECIPIENTS`] PKESK packets;
-//! * the encrypted data must be SEIPD v1 and end in a valid MDC: unprotected SED packets, and
-//!   everything else the grammar does not name (signatures, markers, nested compression, a
-//!   second literal, trailing packets), are refused;
-//! * the literal body is read through a bound of [`MAX_PLAINTEXT_LEN`] bytes, so a compression
-//!   bomb stops after that much output.
+//!   `ReadMessage`), with at most [`MAX_RECIPIENTS`] PKESK packets and one SEIPD v1 packet
+//!   after them; unprotected SED, SEIPD v2, and every other packet are refused;
+//! * the SEIPD is decrypted whole and its MDC checked before any of the plaintext is parsed
+//!   ([`seipd`]); the content must be one literal packet (optionally in one ZIP/ZLIB compressed
+//!   packet whose output is bounded), with at most [`MAX_PLAINTEXT_LEN`] bytes of data.
 //!
 //! Secret keys come from [`KeyRing::openpgp`]: binary or armored keyrings, several certificates
 //! each. Only keys whose key ID a PKESK names are unlocked and tried (anonymous, all-zero key IDs
@@ -20,32 +19,37 @@
 //! with the passphrase that came with its keyring, never by prompting. At most
 //! [`MAX_KEY_OPERATIONS`] private-key operations are spent on one message.
 //!
-//! The crypto is `sequoia-openpgp` on OpenSSL (RSA decryption blinded and constant-time). Its
-//! PKESK decryption returns `None` for every failure, and a session key that does not pass the
-//! SEIPD quick check is treated the same way, so "no key fits" reveals nothing about padding.
-//! Session keys live in sequoia's `SessionKey` and the literal body in [`SecretBytes`]; both
-//! are wiped on drop.
+//! `sequoia-openpgp` parses the keyrings, unlocks the keys and decrypts the PKESKs; with its
+//! OpenSSL backend the RSA decryption is blinded and constant-time, and every PKESK failure is
+//! the same `None`, so "no key fits" reveals nothing about padding. Packet framing and the SEIPD
+//! are ours ([`packet`], [`seipd`]), because sequoia refuses two things Go's
+//! `golang.org/x/crypto/openpgp` writes into every or every other message: partial body
+//! lengths below 512 octets, and RSA ciphertext MPIs with leading zero bits. Session keys live
+//! in sequoia's `SessionKey`, plaintext in zeroizing buffers and [`SecretBytes`]; all are wiped
+//! on drop.
 
+mod packet;
+mod seipd;
+
+use std::borrow::Cow;
 use std::fmt::Write as _;
-use std::io::Read;
-
-use buffered_reader::BufferedReader as _;
 
 use sequoia_openpgp as openpgp;
 
 use openpgp::cert::CertParser;
 use openpgp::crypto::mpi;
 use openpgp::crypto::{Decryptor, KeyPair, Password, SessionKey};
-use openpgp::packet::key::{SecretKeyMaterial, SecretParts, UnspecifiedRole};
-use openpgp::packet::{Key, PKESK, SEIP};
-use openpgp::parse::{Dearmor, PacketParser, PacketParserBuilder, PacketParserResult, Parse};
-use openpgp::types::{CompressionAlgorithm, PublicKeyAlgorithm, SymmetricAlgorithm};
-use openpgp::{KeyHandle, Packet};
+use openpgp::packet::key::{PublicParts, SecretKeyMaterial, SecretParts, UnspecifiedRole};
+use openpgp::packet::{Key, PKESK};
+use openpgp::parse::Parse;
+use openpgp::types::PublicKeyAlgorithm;
+use openpgp::KeyHandle;
 use zeroize::Zeroizing;
 
 use super::{KeyUnwrapper, UnwrapError};
 use crate::keys::{KeyRing, KeySource, OpenPgpKey};
 use crate::secret::SecretBytes;
+use packet::{TAG_PKESK, TAG_SED, TAG_SEIPD};
 
 /// Largest OpenPGP message accepted. Go's is ~0.5 KiB for one RSA-2048 recipient.
 pub const MAX_MESSAGE_LEN: usize = 1 << 20;
@@ -57,8 +61,6 @@ pub const MAX_RECIPIENTS: usize = 256;
 pub const MAX_KEY_OPERATIONS: usize = 256;
 /// Most certificates read from one keyring.
 pub const MAX_CERTS_PER_KEYRING: usize = 256;
-/// Largest non-container packet (PKESK, MDC, …) the parser reads into memory.
-const MAX_PACKET_LEN: u32 = 64 << 10;
 
 /// The `pgp` key unwrapper.
 #[derive(Debug, Clone, Copy)]
@@ -70,152 +72,138 @@ impl KeyUnwrapper for Pgp {
     }
 
     fn unwrap_key(&self, keys: &KeyRing, blob: &[u8]) -> Result<SecretBytes, UnwrapError> {
-        let (pkesks, mut seipd) = read_recipients(blob).map_err(UnwrapError::Malformed)?;
+        let message = Message::parse(blob).map_err(UnwrapError::Malformed)?;
         let mut secrets = SecretKeys::load(&keys.openpgp);
-        if !open_session(&pkesks, &mut secrets, &mut seipd) {
-            let recipients = describe_recipients(&pkesks, &secrets);
-            return Err(if secrets.keys.is_empty() {
-                UnwrapError::NoUsableKeys { recipients }
-            } else {
-                UnwrapError::NoKeyFits { recipients }
-            });
+        match open(&message, &mut secrets) {
+            Ok(plaintext) => Ok(plaintext),
+            Err(Some(refused)) => Err(UnwrapError::Malformed(refused)),
+            Err(None) => {
+                let recipients = describe_recipients(&message.pkesks, &secrets);
+                Err(if secrets.keys.is_empty() {
+                    UnwrapError::NoUsableKeys { recipients }
+                } else {
+                    UnwrapError::NoKeyFits { recipients }
+                })
+            }
         }
-        read_literal(seipd).map_err(UnwrapError::Malformed)
     }
 }
 
-/// Parses the top level up to the encrypted data: the PKESKs, and the parser positioned on the
-/// SEIPD v1 packet.
-fn read_recipients(blob: &[u8]) -> Result<(Vec<PKESK>, PacketParser<'_>), String> {
-    if blob.len() > MAX_MESSAGE_LEN {
-        return Err(format!(
-            "OpenPGP message larger than {} KiB",
-            MAX_MESSAGE_LEN >> 10
-        ));
-    }
-    if blob.is_empty() {
-        return Err("empty OpenPGP message".into());
-    }
-    let mut ppr = PacketParserBuilder::from_bytes(blob)
-        .and_then(|b| {
-            b.dearmor(Dearmor::Disabled)
-                .max_recursion_depth(2)
-                .max_packet_size(MAX_PACKET_LEN)
-                .build()
-        })
-        .map_err(|_| "not an OpenPGP message".to_string())?;
-    let mut pkesks = Vec::new();
-    loop {
-        let pp = match ppr {
-            PacketParserResult::Some(pp) => pp,
-            PacketParserResult::EOF(_) => {
-                return Err("OpenPGP message has no encrypted data packet".into())
-            }
-        };
-        match &pp.packet {
-            Packet::PKESK(p) => {
-                if pkesks.len() == MAX_RECIPIENTS {
-                    return Err(format!(
-                        "OpenPGP message has more than {MAX_RECIPIENTS} recipients"
-                    ));
-                }
-                pkesks.push(p.clone());
-            }
-            Packet::SEIP(SEIP::V1(_)) => return Ok((pkesks, pp)),
-            Packet::SEIP(_) => {
-                return Err(
-                    "OpenPGP message uses SEIPD v2 (AEAD), which ocicrypt never writes".into(),
-                )
-            }
-            other => return Err(unexpected(other, "before the encrypted data")),
-        }
-        ppr = pp
-            .next()
-            .map_err(|_| "malformed OpenPGP message".to_string())?
-            .1;
-    }
+/// The parts of a message: its recipients and its encrypted data.
+struct Message {
+    pkesks: Vec<PKESK>,
+    /// The SEIPD v1 body after its version octet.
+    ciphertext: Zeroizing<Vec<u8>>,
 }
 
-/// "OpenPGP message has a <packet> <where>, which is refused".
-fn unexpected(packet: &Packet, place: &str) -> String {
-    let what = match packet {
-        Packet::Unknown(u) if u.tag() == openpgp::packet::Tag::SED => {
-            return format!(
-                "OpenPGP message has a symmetrically encrypted data packet without integrity \
-                 protection (SED) {place}, which is refused"
-            )
+impl Message {
+    /// `PKESK* SEIPDv1`, and nothing before, between or after.
+    fn parse(blob: &[u8]) -> Result<Message, String> {
+        if blob.len() > MAX_MESSAGE_LEN {
+            return Err(format!(
+                "OpenPGP message larger than {} KiB",
+                MAX_MESSAGE_LEN >> 10
+            ));
         }
-        Packet::Unknown(_) => "malformed or unsupported packet".to_string(),
-        Packet::SKESK(_) => "password-encrypted session key (SKESK)".to_string(),
-        other => format!("{} packet", other.tag()),
-    };
-    format!("OpenPGP message has a {what} {place}, which is refused")
-}
-
-// `Packet::MDC` is deprecated because SEIPD v1 is; it is what Go ocicrypt writes.
-#[allow(deprecated)]
-/// Reads the decrypted SEIPD container: `[Compressed(ZIP|ZLIB)[Literal] | Literal], MDC`, then
-/// the end of the message. Returns the literal body.
-fn read_literal(seipd: PacketParser<'_>) -> Result<SecretBytes, String> {
-    const INSIDE: &str = "inside the encrypted data";
-    let malformed =
-        |_| "OpenPGP encrypted data is malformed or lacks its integrity check (MDC)".to_string();
-    let mut ppr = seipd.recurse().map_err(malformed)?.1;
-    let mut body = None;
-    loop {
-        let mut pp = match ppr {
-            PacketParserResult::Some(pp) => pp,
-            PacketParserResult::EOF(_) => {
-                return Err("OpenPGP encrypted data ends without an integrity check (MDC)".into())
+        if blob.is_empty() {
+            return Err("empty OpenPGP message".into());
+        }
+        if packet::peek_tag(blob).is_none() {
+            return Err("not a binary OpenPGP message".into());
+        }
+        let mut pkesks = Vec::new();
+        let mut rest = blob;
+        loop {
+            if rest.is_empty() {
+                return Err("OpenPGP message has no encrypted data packet".into());
             }
-        };
-        let depth = pp.recursion_depth();
-        match &pp.packet {
-            Packet::CompressedData(c) if depth == 1 && body.is_none() => match c.algo() {
-                CompressionAlgorithm::Zip | CompressionAlgorithm::Zlib => {}
-                other => {
-                    return Err(format!(
-                        "OpenPGP message uses compression algorithm {other}, which is refused"
-                    ))
-                }
-            },
-            Packet::Literal(_) if body.is_none() => {
-                let mut buf = Zeroizing::new(Vec::with_capacity(MAX_PLAINTEXT_LEN + 1));
-                (&mut pp)
-                    .take(MAX_PLAINTEXT_LEN as u64 + 1)
-                    .read_to_end(&mut buf)
-                    .map_err(|_| "malformed OpenPGP literal data".to_string())?;
-                if buf.len() > MAX_PLAINTEXT_LEN {
-                    return Err(format!(
-                        "OpenPGP literal data is larger than {} KiB",
-                        MAX_PLAINTEXT_LEN >> 10
-                    ));
-                }
-                body = Some(SecretBytes::from(buf));
-            }
-            Packet::MDC(mdc) if depth == 1 => {
-                let Some(body) = body.take() else {
-                    return Err("OpenPGP encrypted data holds no literal data packet".into());
-                };
-                if !mdc.valid() {
-                    return Err(
-                        "OpenPGP encrypted data fails its integrity check (MDC mismatch)".into(),
-                    );
-                }
-                return match pp.next().map_err(malformed)?.1 {
-                    PacketParserResult::EOF(_) => Ok(body),
-                    PacketParserResult::Some(pp) => {
-                        Err(unexpected(&pp.packet, "after the encrypted data"))
+            let (p, after) = packet::next(rest).map_err(str::to_string)?;
+            match p.tag {
+                TAG_PKESK => {
+                    if pkesks.len() == MAX_RECIPIENTS {
+                        return Err(format!(
+                            "OpenPGP message has more than {MAX_RECIPIENTS} recipients"
+                        ));
                     }
-                };
+                    pkesks.push(parse_pkesk(&p.body)?);
+                }
+                TAG_SEIPD => {
+                    match p.body.first() {
+                        Some(1) => {}
+                        Some(2) => {
+                            return Err("OpenPGP message uses SEIPD v2 (AEAD), which ocicrypt \
+                                        never writes"
+                                .into())
+                        }
+                        _ => return Err("OpenPGP message has an unknown SEIPD version".into()),
+                    }
+                    if let Some(tag) = packet::peek_tag(after) {
+                        return Err(unexpected(tag, "after the encrypted data"));
+                    }
+                    if !after.is_empty() {
+                        return Err("OpenPGP message has trailing bytes".into());
+                    }
+                    let ciphertext = Zeroizing::new(p.body[1..].to_vec());
+                    return Ok(Message { pkesks, ciphertext });
+                }
+                TAG_SED => {
+                    return Err("OpenPGP message has symmetrically encrypted data without \
+                                integrity protection (SED), which is refused"
+                        .into())
+                }
+                other => return Err(unexpected(other, "before the encrypted data")),
             }
-            Packet::Literal(_) => {
-                return Err("OpenPGP encrypted data holds more than one literal packet".into())
-            }
-            other => return Err(unexpected(other, INSIDE)),
+            rest = after;
         }
-        ppr = pp.recurse().map_err(malformed)?.1;
     }
+}
+
+fn unexpected(tag: u8, place: &str) -> String {
+    format!(
+        "OpenPGP message has {} {place}, which is refused",
+        packet::name(tag)
+    )
+}
+
+fn parse_pkesk(body: &[u8]) -> Result<PKESK, String> {
+    let body = match canonical_rsa_pkesk(body) {
+        Some(fixed) => Cow::Owned(fixed),
+        None => Cow::Borrowed(body),
+    };
+    PKESK::from_bytes(&body[..])
+        .map_err(|_| "OpenPGP message has a malformed or unsupported PKESK packet".to_string())
+}
+
+/// Go's `golang.org/x/crypto/openpgp` writes an RSA PKESK's ciphertext as an MPI of
+/// `8 × len(c)` bits, whatever its leading bits are; about half of its messages therefore carry
+/// a non-minimal MPI, which sequoia refuses (RFC 9580 §3.2) and GnuPG and Go accept. This
+/// re-encodes the body of a v3 RSA PKESK (version, key ID, algorithm 1 or 2, one MPI) minimally;
+/// `None` if it is something else or already minimal.
+fn canonical_rsa_pkesk(body: &[u8]) -> Option<Vec<u8>> {
+    let (&[version], rest) = body.split_first_chunk::<1>()?;
+    let (_key_id, rest) = rest.split_first_chunk::<8>()?;
+    let (&[algo], rest) = rest.split_first_chunk::<1>()?;
+    let (&bits, value) = rest.split_first_chunk::<2>()?;
+    if version != 3 || !matches!(algo, 1 | 2) {
+        return None;
+    }
+    let bits = usize::from(u16::from_be_bytes(bits));
+    if value.len() != bits.div_ceil(8) {
+        return None;
+    }
+    let first = value.iter().position(|&b| b != 0).unwrap_or(value.len());
+    let value = &value[first..];
+    let minimal = match value.first() {
+        Some(&top) => value.len() * 8 - top.leading_zeros() as usize,
+        None => 0,
+    };
+    if minimal == bits {
+        return None;
+    }
+    let mut fixed = body[..10].to_vec();
+    fixed.extend_from_slice(&u16::try_from(minimal).ok()?.to_be_bytes());
+    fixed.extend_from_slice(value);
+    Some(fixed)
 }
 
 /// One secret key that might open a PKESK, and where it came from.
@@ -366,16 +354,13 @@ fn fits(pkesk: &PKESK, key: &Key<SecretParts, UnspecifiedRole>) -> Option<bool> 
 }
 
 /// Tries the keys on the PKESKs: named recipients first, then anonymous ones against every key
-/// of the same algorithm. On success the SEIPD packet has been decrypted with the session key
-/// (its quick check passed) and is ready to read; the session key itself is then dropped (wiped).
-fn open_session(
-    pkesks: &[PKESK],
-    secrets: &mut SecretKeys<'_>,
-    seipd: &mut PacketParser<'_>,
-) -> bool {
+/// of the same algorithm. `Err(None)`: no key fits; `Err(Some(why))`: a session key was found
+/// but the encrypted data is refused.
+fn open(message: &Message, secrets: &mut SecretKeys<'_>) -> Result<SecretBytes, Option<String>> {
     let mut operations = 0usize;
+    let mut refused = None;
     for anonymous in [false, true] {
-        for pkesk in pkesks {
+        for pkesk in &message.pkesks {
             for key in secrets.keys.iter_mut() {
                 if fits(pkesk, &key.key) != Some(!anonymous) {
                     continue;
@@ -384,58 +369,34 @@ fn open_session(
                     continue;
                 };
                 if operations == MAX_KEY_OPERATIONS {
-                    return false;
+                    return Err(refused);
                 }
                 operations += 1;
-                let mut decryptor = CheckedDecryptor(pair);
-                let Some((algo, session)) = pkesk.decrypt(&mut decryptor, None) else {
+                let Some((Some(algo), session)) = pkesk.decrypt(&mut CheckedDecryptor(pair), None)
+                else {
                     continue;
                 };
-                let Some(algo) = algo else {
-                    continue;
-                };
-                if open_seipd(seipd, algo, &session) {
-                    return true;
+                match seipd::decrypt(algo, &session, &message.ciphertext) {
+                    Ok(verified) => return seipd::literal(&verified).map_err(Some),
+                    Err(seipd::Failure::WrongKey) => {}
+                    Err(seipd::Failure::Refused(why)) => refused = Some(why),
                 }
             }
         }
     }
-    false
+    Err(refused)
 }
-
-/// Decrypts the SEIPD packet with `session` if its quick check passes.
-///
-/// sequoia unwraps a read of the first block plus two octets after setting aside the 22 octets
-/// of the MDC, so a body shorter than that would panic; anyone with the recipient's public key can
-/// write one. Such a body is refused here first.
-fn open_seipd(
-    seipd: &mut PacketParser<'_>,
-    algo: SymmetricAlgorithm,
-    session: &SessionKey,
-) -> bool {
-    let Ok(block) = algo.block_size() else {
-        return false;
-    };
-    let shortest = block + 2 + MDC_PACKET_LEN;
-    if seipd.data_hard(shortest).is_err() {
-        return false;
-    }
-    seipd.decrypt(algo, session).is_ok()
-}
-
-/// An MDC packet: CTB, length, SHA-1.
-const MDC_PACKET_LEN: usize = 1 + 1 + 20;
 
 /// Refuses decrypted session-key plaintexts too short to hold a cipher octet and a checksum:
-/// sequoia indexes into them unchecked, and a PKESK that is valid RSA but has an empty payload
-/// (anyone with the public key can make one) would otherwise panic.
+/// sequoia 2.3 indexes into them unchecked, and a PKESK that is valid RSA but has an empty
+/// payload (anyone with the public key can make one) would otherwise panic.
 struct CheckedDecryptor<'a>(&'a mut KeyPair);
 
 /// Cipher octet + two checksum octets.
 const MIN_SESSION_PLAINTEXT: usize = 3;
 
 impl Decryptor for CheckedDecryptor<'_> {
-    fn public(&self) -> &Key<openpgp::packet::key::PublicParts, UnspecifiedRole> {
+    fn public(&self) -> &Key<PublicParts, UnspecifiedRole> {
         self.0.public()
     }
 

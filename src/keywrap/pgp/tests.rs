@@ -10,7 +10,7 @@ use openpgp::cert::{CertBuilder, CipherSuite};
 use openpgp::packet::pkesk::PKESK3;
 use openpgp::serialize::SerializeInto;
 use openpgp::types::SymmetricAlgorithm;
-use openpgp::Cert;
+use openpgp::{Cert, Packet};
 use openssl::symm::{encrypt, Cipher};
 
 use super::*;
@@ -156,6 +156,11 @@ enum Mdc {
 
 /// A SEIPD v1 packet: AES-256-CFB (zero IV) over prefix ‖ repeat ‖ `inner` ‖ MDC.
 fn seipd(session: &[u8], inner: &[u8], mdc: Mdc) -> Vec<u8> {
+    packet(18, &seipd_body(session, inner, mdc))
+}
+
+/// The body of [`seipd`].
+fn seipd_body(session: &[u8], inner: &[u8], mdc: Mdc) -> Vec<u8> {
     let mut plain = vec![0x5a; 16];
     plain.extend_from_slice(&[0x5a, 0x5a]);
     plain.extend_from_slice(inner);
@@ -170,7 +175,51 @@ fn seipd(session: &[u8], inner: &[u8], mdc: Mdc) -> Vec<u8> {
     let ciphertext = encrypt(Cipher::aes_256_cfb128(), session, Some(&[0; 16]), &plain).unwrap();
     let mut body = vec![1];
     body.extend_from_slice(&ciphertext);
-    packet(18, &body)
+    body
+}
+
+/// A packet framed the way Go's `partialLengthWriter` frames it: power-of-two partial chunks,
+/// down to one octet, then a final empty chunk.
+fn go_packet(tag: u8, body: &[u8]) -> Vec<u8> {
+    let mut out = vec![0xc0 | tag];
+    let mut rest = body;
+    while !rest.is_empty() {
+        let k = (usize::BITS - 1 - rest.len().leading_zeros()).min(30);
+        out.push(224 + k as u8);
+        out.extend_from_slice(&rest[..1 << k]);
+        rest = &rest[1 << k..];
+    }
+    out.push(0);
+    out
+}
+
+/// An RSA PKESK encoded the way Go's `golang.org/x/crypto/openpgp` encodes it: the MPI's bit
+/// count is 8 × the modulus length, the value left-padded with zeros. Drawn until `want` holds
+/// for the padded value.
+fn go_pkesk(cert: &TestCert, session: &SessionKey, want: fn(&[u8]) -> bool) -> Vec<u8> {
+    let recipient = cert.recipient();
+    let mpi::PublicKey::RSA { n, .. } = recipient.mpis() else {
+        panic!("not RSA");
+    };
+    let k = n.value().len();
+    for _ in 0..20_000 {
+        let p = pkesk_for(cert, session);
+        let mpi::Ciphertext::RSA { c } = p.esk() else {
+            panic!("not RSA");
+        };
+        let mut value = vec![0; k - c.value().len()];
+        value.extend_from_slice(c.value());
+        if !want(&value) {
+            continue;
+        }
+        let mut body = vec![3];
+        body.extend_from_slice(recipient.keyid().as_bytes());
+        body.push(1);
+        body.extend_from_slice(&((8 * k) as u16).to_be_bytes());
+        body.extend_from_slice(&value);
+        return packet(1, &body);
+    }
+    panic!("no suitable ciphertext drawn");
 }
 
 fn session_key() -> SessionKey {
@@ -403,9 +452,9 @@ fn session_key_plaintexts_too_short_for_sequoia_are_refused_without_panicking() 
 fn integrity_protection_is_required() {
     let ring = ring_of(rsa());
     let m = malformed(&ring, &message_with(rsa(), &literal(OPTIONS), Mdc::Missing));
-    assert!(m.contains("MDC"), "{m}");
+    assert!(m.contains("fails its integrity check"), "{m}");
     let m = malformed(&ring, &message_with(rsa(), &literal(OPTIONS), Mdc::Wrong));
-    assert!(m.contains("MDC mismatch"), "{m}");
+    assert!(m.contains("fails its integrity check (MDC mismatch"), "{m}");
     // A flipped bit in the encrypted literal body.
     let mut blob = message(rsa());
     let at = blob.len() - 100;
@@ -437,7 +486,7 @@ fn integrity_protection_is_required() {
 fn only_one_literal_inside_the_encrypted_data_is_accepted() {
     let ring = ring_of(rsa());
     let cases: Vec<(&str, Vec<u8>, &str)> = vec![
-        ("empty", Vec::new(), "malformed"),
+        ("empty", Vec::new(), "holds no literal data packet"),
         (
             "two literals",
             [literal(OPTIONS), literal(OPTIONS)].concat(),
@@ -446,7 +495,7 @@ fn only_one_literal_inside_the_encrypted_data_is_accepted() {
         (
             "nested compression",
             compressed(2, &compressed(2, &literal(OPTIONS))),
-            "Compressed",
+            "compressed data packet inside the compressed data",
         ),
         (
             "uncompressed compressed packet",
@@ -461,12 +510,12 @@ fn only_one_literal_inside_the_encrypted_data_is_accepted() {
         (
             "a marker before the literal",
             [packet(10, b"PGP"), literal(OPTIONS)].concat(),
-            "Marker",
+            "a marker packet inside the encrypted data",
         ),
         (
             "a user ID after the literal",
             [literal(OPTIONS), packet(13, b"x")].concat(),
-            "User ID",
+            "a user ID packet inside the encrypted data",
         ),
     ];
     for (name, inner, expected) in cases {
@@ -512,7 +561,7 @@ fn sizes_are_bounded() {
     inner.extend(bomb);
     let started = std::time::Instant::now();
     let m = malformed(&ring, &message_with(rsa(), &packet(8, &inner), Mdc::Valid));
-    assert!(m.contains("larger than 64 KiB"), "{m}");
+    assert!(m.contains("expands beyond 129 KiB"), "{m}");
     assert!(started.elapsed() < std::time::Duration::from_secs(5));
 
     let huge = vec![0u8; MAX_MESSAGE_LEN + 1];
@@ -536,12 +585,14 @@ fn other_shapes_are_refused() {
         w.finalize().unwrap()
     };
     let m = malformed(&ring, &armored);
-    assert!(m.contains("not an OpenPGP message"), "{m}");
+    assert!(m.contains("not a binary OpenPGP message"), "{m}");
     let only_pkesk = serialize_pkesk(pkesk_for(rsa(), &session_key()));
     assert!(malformed(&ring, &only_pkesk).contains("no encrypted data packet"));
     let m = malformed(&ring, &[literal(OPTIONS), message(rsa())].concat());
-    assert!(m.contains("Literal"), "{m}");
-    assert!(m.contains("before the encrypted data"), "{m}");
+    assert!(
+        m.contains("a literal data packet before the encrypted data"),
+        "{m}"
+    );
 }
 
 #[test]
@@ -640,4 +691,46 @@ fn random_corruption_never_panics() {
         };
         let _ = Pgp.unwrap_key(&ring, &message_with(cv25519(), &inner, mdc));
     }
+}
+
+#[test]
+fn go_framing_and_mpis_open() {
+    let session = session_key();
+    let mut literal_body = vec![b't', 0, 0, 0, 0, 0];
+    literal_body.extend_from_slice(OPTIONS);
+    let seipd = go_packet(
+        18,
+        &seipd_body(&session, &go_packet(11, &literal_body), Mdc::Valid),
+    );
+    let leading_zero_bits: fn(&[u8]) -> bool = |v| v[0] != 0 && v[0] < 0x80;
+    let leading_zero_byte: fn(&[u8]) -> bool = |v| v[0] == 0;
+    let minimal: fn(&[u8]) -> bool = |v| v[0] >= 0x80;
+    for (name, want) in [
+        ("leading zero bits", leading_zero_bits),
+        ("leading zero byte", leading_zero_byte),
+        ("already minimal", minimal),
+    ] {
+        let pkesk = go_pkesk(rsa(), &session, want);
+        if name != "already minimal" {
+            // Why the MPI is re-encoded: sequoia refuses it as Go writes it.
+            let (p, _) = packet::next(&pkesk).unwrap();
+            assert!(PKESK::from_bytes(&p.body[..]).is_err(), "{name}");
+        }
+        let blob = [pkesk, seipd.clone()].concat();
+        assert_eq!(opens(&ring_of(rsa()), &blob), OPTIONS, "{name}");
+    }
+}
+
+#[test]
+fn ciphers_other_than_aes_are_refused() {
+    let session = session_key();
+    let pkesk =
+        PKESK3::for_recipient(SymmetricAlgorithm::Twofish, &session, &rsa().recipient()).unwrap();
+    let blob = [
+        serialize_pkesk(pkesk),
+        seipd(&session, &literal(OPTIONS), Mdc::Valid),
+    ]
+    .concat();
+    let m = malformed(&ring_of(rsa()), &blob);
+    assert!(m.contains("only AES is accepted"), "{m}");
 }
