@@ -734,3 +734,29 @@ fn ciphers_other_than_aes_are_refused() {
     let m = malformed(&ring_of(rsa()), &blob);
     assert!(m.contains("only AES is accepted"), "{m}");
 }
+
+#[test]
+fn private_key_operations_are_bounded() {
+    // Anonymous decoys for a key not in the ring, then the real recipient, also anonymous. Two
+    // ECDH keys in the ring: each anonymous PKESK costs two operations.
+    let session = session_key();
+    let anonymous = |cert: &TestCert| {
+        let mut p = pkesk_for(cert, &session);
+        p.set_recipient(None);
+        serialize_pkesk(p)
+    };
+    let ring = ring(vec![
+        item(payload(0), p256().binary(), None),
+        item(payload(1), cv25519().binary(), None),
+    ]);
+    let with_decoys = |decoys: usize| {
+        let mut blob = anonymous(locked()).repeat(decoys);
+        blob.extend(anonymous(cv25519()));
+        blob.extend(seipd(&session, &literal(OPTIONS), Mdc::Valid));
+        blob
+    };
+    let within = (MAX_KEY_OPERATIONS - 2) / 2;
+    assert_eq!(opens(&ring, &with_decoys(within)), OPTIONS);
+    let e = fails(&ring, &with_decoys(within + 1));
+    assert!(matches!(e, UnwrapError::NoKeyFits { .. }), "{e:?}");
+}
