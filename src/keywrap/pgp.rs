@@ -10,7 +10,7 @@
 //!   `ReadMessage`), with at most [`MAX_RECIPIENTS`] PKESK packets and one SEIPD v1 packet
 //!   after them; unprotected SED, SEIPD v2, and every other packet are refused;
 //! * the SEIPD is decrypted whole and its MDC checked before any of the plaintext is parsed
-//!   ([`seipd`]); the content must be one literal packet (optionally in one ZIP/ZLIB compressed
+//!   (`seipd.rs`); the content must be one literal packet (optionally in one ZIP/ZLIB compressed
 //!   packet whose output is bounded), with at most [`MAX_PLAINTEXT_LEN`] bytes of data.
 //!
 //! Secret keys come from [`KeyRing::openpgp`]: binary or armored keyrings, several certificates
@@ -20,13 +20,14 @@
 //! [`MAX_KEY_OPERATIONS`] private-key operations are spent on one message.
 //!
 //! `sequoia-openpgp` parses the keyrings, unlocks the keys and decrypts the PKESKs; with its
-//! OpenSSL backend the RSA decryption is blinded and constant-time, and every PKESK failure is
-//! the same `None`, so "no key fits" reveals nothing about padding. Packet framing and the SEIPD
-//! are ours ([`packet`], [`seipd`]), because sequoia refuses two things Go's
+//! OpenSSL backend RSA decryption is blinded with a constant-time padding check, every PKESK
+//! failure (padding, checksum) is the same `None`, and a session key that fails the SEIPD
+//! quick check counts as no key, so "no key fits" reveals nothing about padding. Packet framing
+//! and the SEIPD are ours (`packet.rs`, `seipd.rs`), because sequoia refuses two things Go's
 //! `golang.org/x/crypto/openpgp` writes into every or every other message: partial body
 //! lengths below 512 octets, and RSA ciphertext MPIs with leading zero bits. Session keys live
 //! in sequoia's `SessionKey`, plaintext in zeroizing buffers and [`SecretBytes`]; all are wiped
-//! on drop.
+//! on drop (flate2's inflate window is not).
 
 mod packet;
 mod seipd;
