@@ -5,6 +5,7 @@
 //! unlike Go ocicrypt's map order, so errors are deterministic.
 
 pub mod jwe;
+pub mod pgp;
 pub mod pkcs7;
 
 use std::fmt;
@@ -55,7 +56,11 @@ pub trait KeyUnwrapper {
 
 /// The unwrappers this build supports, in the order they are tried.
 pub fn all() -> Vec<Box<dyn KeyUnwrapper>> {
-    vec![Box::new(jwe::Jwe), Box::new(pkcs7::Pkcs7)]
+    vec![
+        Box::new(jwe::Jwe),
+        Box::new(pkcs7::Pkcs7),
+        Box::new(pgp::Pgp),
+    ]
 }
 
 /// One failed attempt, for the final error.

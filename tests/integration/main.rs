@@ -7,5 +7,6 @@ mod support;
 mod cli;
 mod failures;
 mod interop;
+mod pgp;
 mod pkcs7;
 mod store;

@@ -5,8 +5,22 @@ use std::process::Command;
 
 /// `skopeo copy [extra] --encryption-key <r>... oci:<src>:<tag> oci:<dst>:<tag>`.
 pub fn encrypt(src: &Path, dst: &Path, tag: &str, recipients: &[String], extra: &[&str]) {
+    encrypt_with_env(src, dst, tag, recipients, extra, &[]);
+}
+
+/// [`encrypt`] with extra environment variables (`GNUPGHOME` for `pgp:` recipients, whose
+/// public keys skopeo exports with the gpg binary).
+pub fn encrypt_with_env(
+    src: &Path,
+    dst: &Path,
+    tag: &str,
+    recipients: &[String],
+    extra: &[&str],
+    env: &[(&str, &Path)],
+) {
     super::require_tool("skopeo", "skopeo");
     let mut cmd = Command::new("skopeo");
+    cmd.envs(env.iter().copied());
     cmd.arg("copy").arg("--quiet");
     cmd.args(extra);
     for r in recipients {

@@ -1,0 +1,467 @@
+//! `pgp` recipients: layers encrypted by skopeo (Go ocicrypt) for keys that GnuPG generated,
+//! opened with the secret keys GnuPG exports, in every format and from every passphrase source.
+//! skopeo 1.9.3's Go OpenPGP (golang.org/x/crypto/openpgp) encrypts to RSA keys only, so ECC keys
+//! are covered by GnuPG-written messages for the same layer.
+//!
+//! Every GnuPG home is a fresh 0700 directory whose agent is killed when the home is dropped,
+//! also when a test panics; all GnuPG work happens while building the fixtures.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+
+use ctd_decoder::encoding::{decode_std, encode_std};
+
+use crate::interop::{decrypt_cri, source};
+use crate::support::decoder::{Decoder, Outcome};
+use crate::support::keys::{self, TestKey};
+use crate::support::oci::{self, FoundLayer};
+use crate::support::{require_tool, scratch, skopeo};
+
+const PGP: &str = "org.opencontainers.image.enc.keys.pgp";
+const JWE: &str = "org.opencontainers.image.enc.keys.jwe";
+const PASSPHRASE: &str = "correct horse battery staple";
+
+/// A throwaway GnuPG home.
+struct GnupgHome {
+    dir: PathBuf,
+}
+
+/// A GnuPG key and its exported secret keyrings.
+#[derive(Clone)]
+struct GpgKey {
+    email: &'static str,
+    /// Long key ID of the encryption subkey, as the PKESK names it.
+    encryption_keyid: String,
+    binary: Vec<u8>,
+    armored: Vec<u8>,
+}
+
+impl GnupgHome {
+    fn new(name: &str) -> Self {
+        require_tool("gpg", "gnupg");
+        require_tool("gpgconf", "gnupg");
+        let dir = scratch(name).join("gnupg");
+        fs::create_dir(&dir).unwrap();
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).unwrap();
+        GnupgHome { dir }
+    }
+
+    /// Runs `gpg --batch` with `passphrase` through loopback pinentry; returns stdout.
+    fn gpg(&self, passphrase: &str, args: &[&str], stdin: &[u8]) -> Vec<u8> {
+        let mut child = Command::new("gpg")
+            .env("GNUPGHOME", &self.dir)
+            .args(["--batch", "--no-tty", "--pinentry-mode", "loopback"])
+            .args(["--passphrase", passphrase])
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run gpg");
+        child.stdin.take().unwrap().write_all(stdin).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "gpg {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    }
+
+    /// `gpg --quick-gen-key` a signing primary key of `algo`, then `--quick-add-key` an
+    /// encryption subkey of `sub_algo`, both protected by `passphrase` (none if empty).
+    fn generate(
+        &self,
+        email: &'static str,
+        passphrase: &str,
+        algo: &str,
+        sub_algo: &str,
+    ) -> GpgKey {
+        let uid = format!("ctd-decoder test <{email}>");
+        self.gpg(
+            passphrase,
+            &["--quick-gen-key", &uid, algo, "sign", "never"],
+            b"",
+        );
+        let fingerprint = self
+            .colons(email)
+            .into_iter()
+            .find(|f| f[0] == "fpr")
+            .expect("fingerprint")[9]
+            .clone();
+        self.gpg(
+            passphrase,
+            &["--quick-add-key", &fingerprint, sub_algo, "encr", "never"],
+            b"",
+        );
+        let encryption_keyid = self
+            .colons(email)
+            .into_iter()
+            .find(|f| f[0] == "sub" && f[11].contains('e'))
+            .expect("encryption subkey")[4]
+            .clone();
+        GpgKey {
+            email,
+            encryption_keyid,
+            binary: self.gpg(passphrase, &["--export-secret-keys", email], b""),
+            armored: self.gpg(passphrase, &["--armor", "--export-secret-keys", email], b""),
+        }
+    }
+
+    fn colons(&self, email: &str) -> Vec<Vec<String>> {
+        let out = self.gpg("", &["--with-colons", "--list-keys", email], b"");
+        String::from_utf8(out)
+            .unwrap()
+            .lines()
+            .map(|l| l.split(':').map(str::to_string).collect())
+            .collect()
+    }
+
+    /// skopeo-encrypts the sample image for `recipients`, reading `pgp:` keys from this home.
+    fn skopeo_encrypt(&self, name: &str, recipients: &[String]) -> Vec<FoundLayer> {
+        let dst = scratch(&format!("enc-pgp-{name}")).join("image");
+        skopeo::encrypt_with_env(
+            &source().dir,
+            &dst,
+            "latest",
+            recipients,
+            &["--dest-oci-accept-uncompressed-layers"],
+            &[("GNUPGHOME", &self.dir)],
+        );
+        let layers = oci::read_layout(&dst, "latest");
+        assert_eq!(layers.len(), source().layers.len());
+        for (enc, orig) in layers.iter().zip(&source().layers) {
+            assert_eq!(enc.media_type, format!("{}+encrypted", orig.media_type));
+            assert!(
+                enc.annotations.contains_key(PGP),
+                "{name}: no pgp recipient"
+            );
+        }
+        layers
+    }
+}
+
+impl Drop for GnupgHome {
+    fn drop(&mut self) {
+        let _ = Command::new("gpgconf")
+            .env("GNUPGHOME", &self.dir)
+            .args(["--kill", "all"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+struct Fixture {
+    /// RSA-2048, no passphrase.
+    plain: GpgKey,
+    /// RSA-2048, protected by [`PASSPHRASE`].
+    locked: GpgKey,
+    for_plain: Vec<FoundLayer>,
+    for_locked: Vec<FoundLayer>,
+    /// One skopeo run with `jwe:<rsa2048>` and `pgp:<plain>`.
+    for_jwe_and_pgp: Vec<FoundLayer>,
+    /// `gpg --list-packets` of the first layer's pgp message for `plain`.
+    packet_dump: String,
+}
+
+fn fixture() -> &'static Fixture {
+    static F: OnceLock<Fixture> = OnceLock::new();
+    F.get_or_init(|| {
+        // RSA keys only in this home: skopeo's Go OpenPGP drops an RSA key that is followed by
+        // an EdDSA key in the exported public keyring.
+        let home = GnupgHome::new("pgp-gnupg-rsa");
+        let plain = home.generate("plain@ctd-decoder.test", "", "rsa2048", "rsa2048");
+        let locked = home.generate("locked@ctd-decoder.test", PASSPHRASE, "rsa2048", "rsa2048");
+        let for_plain = home.skopeo_encrypt("plain", &[format!("pgp:{}", plain.email)]);
+        let message = decode_std(&for_plain[0].annotations[PGP]).unwrap();
+        let packet_dump = String::from_utf8(home.gpg("", &["--list-packets"], &message)).unwrap();
+        let for_locked = home.skopeo_encrypt("locked", &[format!("pgp:{}", locked.email)]);
+        let pubs = scratch("pgp-jwe-pub");
+        let for_jwe_and_pgp = home.skopeo_encrypt(
+            "jwe-and-pgp",
+            &[
+                keys::rsa2048().jwe_recipient(&pubs),
+                format!("pgp:{}", plain.email),
+            ],
+        );
+        Fixture {
+            plain,
+            locked,
+            for_plain,
+            for_locked,
+            for_jwe_and_pgp,
+            packet_dump,
+        }
+    })
+}
+
+/// A keys directory holding `files` (name, bytes), each mode 0600.
+fn keys_dir(name: &str, files: &[(&str, &[u8])]) -> PathBuf {
+    let dir = scratch(&format!("keys-pgp-{name}")).join("keys");
+    for (file, bytes) in files {
+        TestKey::write_private(&dir, file, bytes);
+    }
+    dir
+}
+
+/// The fd-3 payload of `ctr-enc --key <keyring>`: `gpg-privatekeys` and, by index, passwords.
+fn gpg_payload(layer: &FoundLayer, keyrings: &[&[u8]], passwords: &[Option<&str>]) -> Vec<u8> {
+    let mut params = BTreeMap::new();
+    params.insert(
+        "gpg-privatekeys".to_string(),
+        keyrings.iter().map(|k| Some(k.to_vec())).collect(),
+    );
+    if !passwords.is_empty() {
+        params.insert(
+            "gpg-privatekeys-passwords".to_string(),
+            passwords
+                .iter()
+                .map(|p| p.map(|p| p.as_bytes().to_vec()))
+                .collect(),
+        );
+    }
+    ctd_decoder::payload::encode(&params, &layer.descriptor())
+}
+
+fn run(layer: &FoundLayer, keys: Option<&Path>, payload: Vec<u8>) -> Outcome {
+    let mut decoder = Decoder::new();
+    if let Some(dir) = keys {
+        decoder = decoder.keys(dir);
+    }
+    decoder
+        .media_type(&layer.media_type)
+        .payload(payload)
+        .stdin(layer.blob.clone())
+        .run()
+}
+
+/// Asserts that every layer decrypts to the original blob.
+fn assert_all_open(layers: &[FoundLayer], what: &str, open: impl Fn(&FoundLayer) -> Vec<u8>) {
+    for (enc, orig) in layers.iter().zip(&source().layers) {
+        assert!(
+            open(enc) == orig.blob,
+            "{what}: {} decrypted to different bytes",
+            enc.media_type
+        );
+    }
+}
+
+/// Asserts a one-line failure containing every needle and not the passphrase.
+fn assert_fails(outcome: &Outcome, needles: &[&str]) -> String {
+    let line = outcome.failed().to_string();
+    for n in needles {
+        assert!(line.contains(n), "expected {n:?} in: {line}");
+    }
+    assert!(!line.contains(PASSPHRASE), "passphrase in: {line}");
+    assert!(outcome.stdout.is_empty());
+    line
+}
+
+/// What Go ocicrypt writes (protocol.md §4.3), as GnuPG sees it: a v3 RSA PKESK for the
+/// encryption subkey, SEIPD with a SHA-1 MDC, and inside it, uncompressed, a literal packet.
+#[test]
+fn skopeo_pgp_message_shape() {
+    let f = fixture();
+    let dump = &f.packet_dump;
+    let packets: Vec<&str> = dump.lines().filter(|l| l.starts_with(':')).collect();
+    assert_eq!(
+        packets,
+        [
+            ":pubkey enc packet: version 3, algo 1, keyid ".to_string() + &f.plain.encryption_keyid,
+            ":encrypted data packet:".to_string(),
+            ":literal data packet:".to_string(),
+        ],
+        "{dump}"
+    );
+    assert!(dump.contains("mdc_method: 2"), "{dump}");
+}
+
+#[test]
+fn skopeo_pgp_binary_keyring_in_the_keys_directory() {
+    let f = fixture();
+    let dir = keys_dir("binary", &[("plain.gpg", &f.plain.binary)]);
+    assert_all_open(&f.for_plain, "binary keyring", |l| decrypt_cri(l, &dir));
+}
+
+#[test]
+fn skopeo_pgp_armored_keyring_in_the_keys_directory() {
+    let f = fixture();
+    assert!(f
+        .plain
+        .armored
+        .starts_with(b"-----BEGIN PGP PRIVATE KEY BLOCK-----"));
+    let dir = keys_dir("armored", &[("plain.asc", &f.plain.armored)]);
+    assert_all_open(&f.for_plain, "armored keyring", |l| decrypt_cri(l, &dir));
+}
+
+#[test]
+fn skopeo_pgp_protected_key_with_a_password_file_beside_it() {
+    let f = fixture();
+    let password_file = format!("{PASSPHRASE}\n");
+    for (name, keyring) in [
+        ("locked.gpg", &f.locked.binary),
+        ("locked.asc", &f.locked.armored),
+    ] {
+        let password_name = format!("{name}.password");
+        let dir = keys_dir(
+            name,
+            &[(name, keyring), (&password_name, password_file.as_bytes())],
+        );
+        assert_all_open(&f.for_locked, name, |l| decrypt_cri(l, &dir));
+    }
+}
+
+#[test]
+fn skopeo_pgp_protected_key_in_the_payload_with_its_passphrase() {
+    let f = fixture();
+    assert_all_open(&f.for_locked, "payload", |l| {
+        run(
+            l,
+            None,
+            gpg_payload(l, &[&f.locked.binary], &[Some(PASSPHRASE)]),
+        )
+        .ok()
+    });
+    // Passwords go by payload index even when the keys directory also holds keyrings (Go would
+    // pair this passphrase with the directory's keyring, protocol.md §2.4).
+    let dir = keys_dir("payload-and-dir", &[("plain.gpg", &f.plain.binary)]);
+    assert_all_open(&f.for_locked, "payload after directory", |l| {
+        run(
+            l,
+            Some(&dir),
+            gpg_payload(l, &[&f.locked.binary], &[Some(PASSPHRASE)]),
+        )
+        .ok()
+    });
+}
+
+#[test]
+fn skopeo_pgp_protected_key_without_a_passphrase_says_one_is_missing() {
+    let f = fixture();
+    let layer = &f.for_locked[0];
+    let dir = keys_dir("no-password", &[("locked.gpg", &f.locked.binary)]);
+    let o = run(layer, Some(&dir), layer.cri_payload());
+    assert_fails(
+        &o,
+        &[
+            &format!("1 pgp recipient: key 0x{}", f.locked.encryption_keyid),
+            "locked.gpg is passphrase-protected and no passphrase was given",
+            "locked.gpg.password",
+        ],
+    );
+    let o = run(layer, None, gpg_payload(layer, &[&f.locked.binary], &[]));
+    assert_fails(
+        &o,
+        &[
+            "payload gpg-privatekeys[0] is passphrase-protected",
+            "gpg-privatekeys-passwords[0]",
+        ],
+    );
+}
+
+#[test]
+fn skopeo_pgp_wrong_passphrase_says_so() {
+    let f = fixture();
+    let layer = &f.for_locked[1];
+    let o = run(
+        layer,
+        None,
+        gpg_payload(layer, &[&f.locked.armored], &[Some("Tr0ub4dor&3")]),
+    );
+    assert_fails(
+        &o,
+        &[
+            &format!("key 0x{}", f.locked.encryption_keyid),
+            "did not unlock: wrong passphrase",
+        ],
+    );
+}
+
+#[test]
+fn skopeo_pgp_wrong_key_names_the_pgp_recipient() {
+    let f = fixture();
+    let layer = &f.for_plain[0];
+    let dir = keys_dir(
+        "wrong",
+        &[
+            ("locked.gpg", &f.locked.binary),
+            ("locked.gpg.password", PASSPHRASE.as_bytes()),
+        ],
+    );
+    let o = run(layer, Some(&dir), layer.cri_payload());
+    let line = assert_fails(
+        &o,
+        &[
+            "none of the local keys (1 OpenPGP keyring(s)) opens its layer key",
+            &format!(
+                "pgp[0]: no local key opens it (it is for 1 pgp recipient: key 0x{})",
+                f.plain.encryption_keyid
+            ),
+        ],
+    );
+    assert!(!line.contains(&f.locked.encryption_keyid), "{line}");
+}
+
+#[test]
+fn skopeo_jwe_and_pgp_recipients_open_with_either_key_alone() {
+    let f = fixture();
+    for layer in &f.for_jwe_and_pgp {
+        assert!(layer.annotations.contains_key(JWE), "no jwe recipient");
+    }
+    let rsa = keys::rsa2048().keys_dir(&scratch("keys-pgp-jwe"));
+    assert_all_open(&f.for_jwe_and_pgp, "jwe key", |l| decrypt_cri(l, &rsa));
+    let pgp = keys_dir("jwe-and-pgp", &[("plain.gpg", &f.plain.binary)]);
+    assert_all_open(&f.for_jwe_and_pgp, "pgp key", |l| decrypt_cri(l, &pgp));
+}
+
+/// GnuPG decrypts skopeo's message, then encrypts the same private options to ECC keys
+/// (compressed, as GnuPG does by default, and not): the decoder opens both.
+#[test]
+fn gnupg_written_messages_for_ecc_keys_open() {
+    let f = fixture();
+    let home = GnupgHome::new("pgp-gnupg-ecc");
+    home.gpg("", &["--import"], &f.plain.binary);
+    let cv25519 = home.generate("cv25519@ctd-decoder.test", "", "ed25519", "cv25519");
+    let nistp256 = home.generate(
+        "nistp256@ctd-decoder.test",
+        PASSPHRASE,
+        "nistp256",
+        "nistp256",
+    );
+    for (index, layer) in f.for_plain.iter().enumerate() {
+        let go_message = decode_std(&layer.annotations[PGP]).unwrap();
+        let options = home.gpg("", &["--decrypt"], &go_message);
+        assert!(options.starts_with(b"{\"symkey\":"), "not private options");
+        for (key, password) in [(&cv25519, None), (&nistp256, Some(PASSPHRASE))] {
+            for compression in [None, Some("none")] {
+                let mut args = vec!["--trust-model", "always", "--encrypt"];
+                args.extend(["--recipient", key.email]);
+                if let Some(algo) = compression {
+                    args.extend(["--compress-algo", algo]);
+                }
+                let message = home.gpg("", &args, &options);
+                let mut rewrapped = layer.clone();
+                rewrapped
+                    .annotations
+                    .insert(PGP.to_string(), encode_std(&message));
+                let out = run(
+                    &rewrapped,
+                    None,
+                    gpg_payload(&rewrapped, &[&key.binary], &[password]),
+                )
+                .ok();
+                assert!(
+                    out == source().layers[index].blob,
+                    "{} compression {compression:?}: different bytes",
+                    key.email
+                );
+            }
+        }
+    }
+}
