@@ -417,8 +417,8 @@ fn text(p: &Path) -> Toml {
     Toml::String(p.display().to_string())
 }
 
-/// The test containerd's config: the shipped v2 snippet with the decoder's path and keys
-/// directory replaced, plus everything that keeps this containerd private to `dir`.
+/// The test containerd's config: the shipped v2 snippet with the decoder's path, keys
+/// directory and content store replaced, plus everything that keeps this containerd private to `dir`.
 pub fn render_config(snippet: &str, dir: &Path, options: &Options, snapshotter: &str) -> String {
     let mut doc: Table = snippet
         .parse()
@@ -426,7 +426,11 @@ pub fn render_config(snippet: &str, dir: &Path, options: &Options, snapshotter: 
     assert_eq!(doc.get("version").and_then(Toml::as_integer), Some(2));
 
     let processors = table(&mut doc, &["stream_processors"]);
-    assert_eq!(processors.len(), 2, "two stream processors in the snippet");
+    assert_eq!(
+        processors.len(),
+        ctd_decoder::media_type::ENCRYPTED_MEDIA_TYPES.len(),
+        "one stream processor per encrypted media type in the snippet"
+    );
     for (_, processor) in processors.iter_mut() {
         let p = processor.as_table_mut().expect("processor table");
         p.insert("path".into(), text(&options.decoder));
@@ -435,6 +439,9 @@ pub fn render_config(snippet: &str, dir: &Path, options: &Options, snapshotter: 
             Toml::Array(vec![
                 Toml::String("--decryption-keys-path".into()),
                 text(&options.keys_dir),
+                // This containerd's root is private, so its content store is not the default.
+                Toml::String("--content-store".into()),
+                text(&dir.join("root").join("io.containerd.content.v1.content")),
             ]),
         );
     }
