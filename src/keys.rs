@@ -110,6 +110,19 @@ pub struct OpenPgpKey {
     pub password: Option<SecretBytes>,
 }
 
+/// How much a skipped entry matters to an operator whose layer did not decrypt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Relevance {
+    /// Key material that could not be used: likely the key that was meant to work.
+    Key,
+    /// A file that could not be opened or read.
+    Unreadable,
+    /// An entry deliberately not read (FIFO, device, too large, dangling symlink, limits).
+    NotRead,
+    /// Content that is not key material (a README).
+    NotAKey,
+}
+
 /// Something that could not be used, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Skipped {
@@ -117,6 +130,8 @@ pub struct Skipped {
     pub source: KeySource,
     /// Reason.
     pub reason: String,
+    /// How much it matters.
+    pub relevance: Relevance,
 }
 
 /// All keys of one run.
@@ -166,9 +181,15 @@ impl KeyRing {
     fn load_dir(&mut self, root: &Path, limits: &dir::Limits) {
         let walk = dir::walk(root, limits);
         for s in walk.skipped {
+            let relevance = if s.reason.starts_with("cannot be") {
+                Relevance::Unreadable
+            } else {
+                Relevance::NotRead
+            };
             self.skipped.push(Skipped {
                 source: KeySource::File(s.path),
                 reason: s.reason,
+                relevance,
             });
         }
         self.files_read += walk.files.len();
@@ -253,9 +274,14 @@ impl KeyRing {
     }
 
     fn skip(&mut self, source: KeySource, reason: &str) {
+        self.skip_as(source, reason, Relevance::Key);
+    }
+
+    fn skip_as(&mut self, source: KeySource, reason: &str, relevance: Relevance) {
         self.skipped.push(Skipped {
             source,
             reason: reason.to_string(),
+            relevance,
         });
     }
 
@@ -276,6 +302,7 @@ impl KeyRing {
                     password: password.cloned(),
                 }),
                 Item::Unusable(reason) => self.skip(source.clone(), &reason),
+                Item::NotAKey(reason) => self.skip_as(source.clone(), &reason, Relevance::NotAKey),
             }
         }
     }

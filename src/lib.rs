@@ -276,6 +276,20 @@ fn key_paths_text(config: &Config) -> String {
     }
 }
 
+/// A key source for messages: files relative to the keys directory they are in.
+fn short_source(source: &keys::KeySource, config: &Config) -> String {
+    if let keys::KeySource::File(path) = source {
+        for dir in &config.key_paths {
+            if let Ok(rel) = path.strip_prefix(dir) {
+                if !rel.as_os_str().is_empty() {
+                    return rel.display().to_string();
+                }
+            }
+        }
+    }
+    source.to_string()
+}
+
 /// One line saying which keys were tried on which wrapped keys, and what was skipped.
 fn summarize_failure(ring: &KeyRing, failure: &keywrap::NoKeyFits, config: &Config) -> String {
     let mut out = String::new();
@@ -319,15 +333,18 @@ fn summarize_failure(ring: &KeyRing, failure: &keywrap::NoKeyFits, config: &Conf
         );
     }
     if !ring.skipped.is_empty() {
-        let skipped: Vec<String> = ring
-            .skipped
+        // Most relevant first (an encrypted key without its password before a README), each
+        // file named relative to its keys directory.
+        let mut skipped: Vec<&keys::Skipped> = ring.skipped.iter().collect();
+        skipped.sort_by_key(|s| s.relevance);
+        let shown: Vec<String> = skipped
             .iter()
             .take(5)
-            .map(|s| format!("{} ({})", s.source, s.reason))
+            .map(|s| format!("{} ({})", short_source(&s.source, config), s.reason))
             .collect();
-        let _ = write!(out, "; skipped {}", skipped.join(", "));
-        if ring.skipped.len() > 5 {
-            let _ = write!(out, " and {} more", ring.skipped.len() - 5);
+        let _ = write!(out, "; skipped {}", shown.join(", "));
+        if skipped.len() > 5 {
+            let _ = write!(out, " and {} more", skipped.len() - 5);
         }
     }
     out

@@ -30,8 +30,11 @@ pub enum Item {
     Certificate(X509),
     /// OpenPGP key material (binary or armored), parsed by the `pgp` key wrapper.
     OpenPgp(Vec<u8>),
-    /// Recognised but unusable, with the reason.
+    /// A key, certificate or keyring that cannot be used, with the reason (a public key, an
+    /// encrypted key without its password, an unsupported key type).
     Unusable(String),
+    /// Not key material at all (a README, an empty file), with what it looked like.
+    NotAKey(String),
 }
 
 impl std::fmt::Debug for Item {
@@ -41,6 +44,7 @@ impl std::fmt::Debug for Item {
             Item::Certificate(_) => f.write_str("Certificate"),
             Item::OpenPgp(b) => write!(f, "OpenPgp({} bytes)", b.len()),
             Item::Unusable(r) => write!(f, "Unusable({r})"),
+            Item::NotAKey(r) => write!(f, "NotAKey({r})"),
         }
     }
 }
@@ -49,7 +53,7 @@ impl std::fmt::Debug for Item {
 pub fn parse(bytes: &[u8], password: Option<&[u8]>) -> Vec<Item> {
     let trimmed = trim_start(bytes);
     if trimmed.is_empty() {
-        return vec![Item::Unusable("empty file".into())];
+        return vec![Item::NotAKey("empty file".into())];
     }
     if trimmed.starts_with(b"{") {
         return match jwk::parse(trimmed) {
@@ -60,7 +64,7 @@ pub fn parse(bytes: &[u8], password: Option<&[u8]>) -> Vec<Item> {
                     JwkOutcome::Unusable(r) => Item::Unusable(r),
                 })
                 .collect(),
-            None => vec![Item::Unusable("JSON that is not a JWK".into())],
+            None => vec![Item::NotAKey("JSON that is not a JWK".into())],
         };
     }
     if contains(bytes, b"-----BEGIN ") {
@@ -134,7 +138,7 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 fn parse_pem(bytes: &[u8], password: Option<&[u8]>) -> Vec<Item> {
     let blocks = pem_blocks(bytes);
     if blocks.is_empty() {
-        return vec![Item::Unusable("PEM armour without a complete block".into())];
+        return vec![Item::NotAKey("PEM armour without a complete block".into())];
     }
     let mut items = Vec::new();
     for block in blocks {
@@ -153,7 +157,7 @@ fn parse_pem(bytes: &[u8], password: Option<&[u8]>) -> Vec<Item> {
             "PUBLIC KEY" | "RSA PUBLIC KEY" | "EC PUBLIC KEY" => {
                 Item::Unusable("public key, not a private key".into())
             }
-            other => Item::Unusable(format!("PEM block {other:?} is not a key or certificate")),
+            other => Item::NotAKey(format!("PEM block {other:?} is not a key or certificate")),
         };
         items.push(item);
     }
@@ -216,7 +220,7 @@ fn parse_der(bytes: &[u8], password: Option<&[u8]>) -> Vec<Item> {
     if PKey::public_key_from_der(bytes).is_ok() {
         return vec![Item::Unusable("public key, not a private key".into())];
     }
-    vec![Item::Unusable(
+    vec![Item::NotAKey(
         "not a recognised private key, certificate or OpenPGP keyring".into(),
     )]
 }
@@ -294,7 +298,7 @@ mod tests {
 
     fn unusable(item: Item) -> String {
         match item {
-            Item::Unusable(r) => r,
+            Item::Unusable(r) | Item::NotAKey(r) => r,
             other => panic!("expected unusable, got {other:?}"),
         }
     }

@@ -7,6 +7,7 @@ mod support;
 mod cli;
 mod failures;
 mod interop;
+mod keys_dir;
 mod pgp;
 mod pkcs7;
 mod store;

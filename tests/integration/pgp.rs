@@ -168,6 +168,10 @@ struct Fixture {
     for_jwe_and_pgp: Vec<FoundLayer>,
     /// `gpg --list-packets` of the first layer's pgp message for `plain`.
     packet_dump: String,
+    /// One skopeo run with `jwe:<rsa2048>`, `pkcs7:<cert of rsa2048b>` and `pgp:<plain>`.
+    for_three_schemes: Vec<FoundLayer>,
+    /// The certificate of the pkcs7 recipient (rsa2048b).
+    pkcs7_cert: openssl::x509::X509,
 }
 
 fn fixture() -> &'static Fixture {
@@ -190,6 +194,15 @@ fn fixture() -> &'static Fixture {
                 format!("pgp:{}", plain.email),
             ],
         );
+        let pkcs7_cert = keys::ca().issue(&keys::rsa2048_b(), "three-schemes", 0x3e3);
+        let for_three_schemes = home.skopeo_encrypt(
+            "three-schemes",
+            &[
+                keys::rsa2048().jwe_recipient(&pubs),
+                keys::pkcs7_recipient(&pkcs7_cert, &pubs, "three.pem"),
+                format!("pgp:{}", plain.email),
+            ],
+        );
         Fixture {
             plain,
             locked,
@@ -197,6 +210,8 @@ fn fixture() -> &'static Fixture {
             for_locked,
             for_jwe_and_pgp,
             packet_dump,
+            for_three_schemes,
+            pkcs7_cert,
         }
     })
 }
@@ -464,4 +479,84 @@ fn gnupg_written_messages_for_ecc_keys_open() {
             }
         }
     }
+}
+
+/// One layer with jwe, pkcs7 and pgp recipients (a single skopeo run), opened by every kind of
+/// key that can open it, alone, from the keys directory and from the payload.
+#[test]
+fn skopeo_jwe_pkcs7_and_pgp_recipients_open_with_every_kind_of_key() {
+    let f = fixture();
+    for layer in &f.for_three_schemes {
+        for scheme in [JWE, PGP, "org.opencontainers.image.enc.keys.pkcs7"] {
+            assert!(layer.annotations.contains_key(scheme), "no {scheme}");
+        }
+    }
+    let jwe = keys::rsa2048();
+    let pkcs7 = keys::rsa2048_b();
+    let cert_pem = f.pkcs7_cert.to_pem().unwrap();
+    let dirs: Vec<(&str, PathBuf)> = vec![
+        (
+            "jwe pkcs8 pem",
+            keys_dir("three-jwe", &[("jwe.pem", &jwe.pkcs8_pem())]),
+        ),
+        (
+            "jwe pkcs1 der",
+            keys_dir("three-jwe-der", &[("jwe.der", &jwe.traditional_der())]),
+        ),
+        (
+            "pkcs7 key and certificate",
+            keys_dir(
+                "three-pkcs7",
+                &[("p7.pem", &pkcs7.pkcs8_pem()), ("p7.crt", &cert_pem)],
+            ),
+        ),
+        (
+            "pkcs7 key alone",
+            keys_dir("three-pkcs7-alone", &[("p7.pem", &pkcs7.traditional_pem())]),
+        ),
+        (
+            "pgp binary keyring",
+            keys_dir("three-pgp", &[("k.gpg", &f.plain.binary)]),
+        ),
+        (
+            "pgp armored keyring",
+            keys_dir("three-pgp-asc", &[("k.asc", &f.plain.armored)]),
+        ),
+    ];
+    for (what, dir) in &dirs {
+        assert_all_open(&f.for_three_schemes, what, |l| decrypt_cri(l, dir));
+    }
+    // The same keys in the payload only, as ctr-enc --key sends them.
+    assert_all_open(&f.for_three_schemes, "payload jwe key", |l| {
+        run(l, None, l.payload_with_keys(&[jwe.pkcs8_pem()], &[None])).ok()
+    });
+    assert_all_open(&f.for_three_schemes, "payload pgp keyring", |l| {
+        run(l, None, gpg_payload(l, &[&f.plain.binary], &[])).ok()
+    });
+    assert_all_open(
+        &f.for_three_schemes,
+        "payload pkcs7 key and certificate",
+        |l| {
+            let mut params = BTreeMap::new();
+            params.insert("privkeys".to_string(), vec![Some(pkcs7.pkcs8_der())]);
+            params.insert(
+                "x509s".to_string(),
+                vec![Some(f.pkcs7_cert.to_der().unwrap())],
+            );
+            run(
+                l,
+                None,
+                ctd_decoder::payload::encode(&params, &l.descriptor()),
+            )
+            .ok()
+        },
+    );
+    // A key for none of the three fails, naming all three schemes' recipients.
+    let other = keys_dir("three-none", &[("other.pem", &keys::p256().pkcs8_pem())]);
+    let o = run(
+        &f.for_three_schemes[0],
+        Some(&other),
+        f.for_three_schemes[0].cri_payload(),
+    );
+    assert_fails(&o, &["jwe[0]", "pkcs7[0]", "pgp[0]"]);
 }
