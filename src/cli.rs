@@ -23,14 +23,31 @@ pub struct Cli {
     /// none on fd 3 (`ctr` pulls, zstd layers, containerd 2.x transfer service).
     #[arg(long = "content-store", value_name = "DIR", default_value = ctd_store_default())]
     pub content_store: PathBuf,
+
+    /// Release no byte of plaintext before the layer's MAC has verified: spool the ciphertext
+    /// to an unlinked private file first (costs a second pass and disk space for the layer).
+    #[arg(long = "verify-before-release")]
+    pub verify_before_release: bool,
+
+    /// Directory for the --verify-before-release spool file.
+    #[arg(long = "spool-dir", value_name = "DIR", default_value = DEFAULT_SPOOL_DIR)]
+    pub spool_dir: PathBuf,
 }
+
+/// Default `--spool-dir`: on disk (unlike a tmpfs `/tmp`), since a layer can be gigabytes.
+pub const DEFAULT_SPOOL_DIR: &str = "/var/tmp";
 
 const fn ctd_store_default() -> &'static str {
     crate::store::DEFAULT_CONTENT_STORE
 }
 
 /// Long option names that Go's flag package also accepts with one dash.
-const LONG_FLAGS: &[&str] = &["decryption-keys-path", "content-store"];
+const LONG_FLAGS: &[&str] = &[
+    "decryption-keys-path",
+    "content-store",
+    "verify-before-release",
+    "spool-dir",
+];
 
 /// Turns `-decryption-keys-path[=v]` into `--decryption-keys-path[=v]`.
 pub fn normalize(args: impl IntoIterator<Item = OsString>) -> Vec<OsString> {

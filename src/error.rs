@@ -109,6 +109,11 @@ impl Error {
                 }
                 StreamError::Output(_) => "nothing to fix in the decoder; see containerd's log".into(),
                 StreamError::Input(_) => "see containerd's log for why the layer could not be read".into(),
+                StreamError::Spool { .. } => {
+                    "give --spool-dir a writable directory on a disk with room for the layer, or \
+                     drop --verify-before-release"
+                        .into()
+                }
                 StreamError::Internal => "please report this bug".into(),
             },
         }

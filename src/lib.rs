@@ -51,6 +51,9 @@ pub struct Config {
     pub stream: StreamConfig,
     /// containerd's content store, searched when there is no payload descriptor.
     pub content_store: PathBuf,
+    /// `--verify-before-release`: spool the ciphertext in this directory and release nothing
+    /// before the MAC verifies (see [`stream::decrypt_spooled`]).
+    pub verify_before_release: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -61,6 +64,7 @@ impl Default for Config {
             key_limits: keys::dir::Limits::default(),
             stream: StreamConfig::default(),
             content_store: PathBuf::from(store::DEFAULT_CONTENT_STORE),
+            verify_before_release: None,
         }
     }
 }
@@ -136,6 +140,7 @@ struct Prepared {
     params: options::StreamParams,
     expected_size: Option<u64>,
     stream: StreamConfig,
+    spool_dir: Option<PathBuf>,
     opened_by: String,
     warnings: Vec<String>,
 }
@@ -150,13 +155,14 @@ impl Prepared {
             expected_size: self.expected_size,
             ..self.stream
         };
-        let verified =
-            stream::decrypt(input, output, &self.params, &stream_config).map_err(|source| {
-                Error::Stream {
-                    layer: self.layer,
-                    source,
-                }
-            })?;
+        let verified = match &self.spool_dir {
+            None => stream::decrypt(input, output, &self.params, &stream_config),
+            Some(dir) => stream::decrypt_spooled(input, output, &self.params, &stream_config, dir),
+        }
+        .map_err(|source| Error::Stream {
+            layer: self.layer,
+            source,
+        })?;
         Ok(Report {
             verified,
             opened_by: self.opened_by,
@@ -206,6 +212,7 @@ fn prepare(config: &Config, ring: &KeyRing, descriptor: &Descriptor) -> Result<P
         params,
         expected_size: descriptor.size,
         stream: config.stream.clone(),
+        spool_dir: config.verify_before_release.clone(),
         opened_by: format!("{}[{}]", unwrapped.scheme, unwrapped.index),
         warnings: ring.warnings.clone(),
     })

@@ -45,6 +45,7 @@ fn run(cli: Cli, fd3: Option<OwnedFd>) -> Result<Vec<String>, Error> {
     let config = Config {
         key_paths: cli.decryption_keys_path,
         content_store: cli.content_store,
+        verify_before_release: cli.verify_before_release.then_some(cli.spool_dir),
         media_type: std::env::var("STREAM_PROCESSOR_MEDIATYPE")
             .ok()
             .filter(|s| !s.is_empty()),

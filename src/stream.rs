@@ -29,6 +29,7 @@
 pub mod cipher;
 pub mod holdback;
 mod pipeline;
+pub mod spool;
 
 use std::io::{self, Read, Write};
 
@@ -37,7 +38,7 @@ use crate::options::StreamParams;
 /// Size of one pipeline buffer. Large enough that channel hand-offs are negligible next to the
 /// MAC work (256 KiB is ~130 µs of HMAC at 2 GB/s), small enough that the whole pool stays around
 /// 2 MiB.
-pub const DEFAULT_CHUNK: usize = 256 * 1024;
+pub const DEFAULT_CHUNK: usize = 64 * 1024;
 
 /// Tunables of one decryption.
 #[derive(Debug, Clone)]
@@ -110,6 +111,15 @@ pub enum StreamError {
         /// Bytes authenticated.
         bytes: u64,
     },
+    /// The spool file for `--verify-before-release` could not be created or used.
+    #[error("cannot spool the encrypted layer in {} for --verify-before-release: {source}", .dir.display())]
+    Spool {
+        /// The spool directory.
+        dir: std::path::PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
     /// A pipeline thread ended without a verdict (a bug).
     #[error("internal error: a decryption thread stopped without a verdict")]
     Internal,
@@ -140,7 +150,61 @@ where
     R: Read + Send + 'static,
     W: Write,
 {
-    pipeline::run(input, output, params, config).map(|bytes| Verified { bytes })
+    pipeline::run(input, output, params, config, pipeline::Mode::Decrypt)
+        .map(|bytes| Verified { bytes })
+}
+
+/// Like [`decrypt`], but no plaintext byte leaves the process before the MAC has verified:
+/// the ciphertext is first spooled to an unlinked private file in `spool_dir` while the MAC is
+/// computed, and only after the verdict is it decrypted from there to `output`. Costs a second
+/// pass over the layer and its size in disk space for the duration.
+pub fn decrypt_spooled<R, W>(
+    input: R,
+    mut output: W,
+    params: &StreamParams,
+    config: &StreamConfig,
+    spool_dir: &std::path::Path,
+) -> Result<Verified, StreamError>
+where
+    R: Read + Send + 'static,
+    W: Write,
+{
+    use std::io::Seek;
+    let spool_error = |source: io::Error| StreamError::Spool {
+        dir: spool_dir.to_path_buf(),
+        source,
+    };
+    let mut file = spool::create(spool_dir).map_err(spool_error)?;
+    let total = pipeline::run(input, &mut file, params, config, pipeline::Mode::Spool).map_err(
+        |e| match e {
+            // A write error here is the spool file's, not stdout's.
+            StreamError::Output(source) => spool_error(source),
+            other => other,
+        },
+    )?;
+    file.seek(io::SeekFrom::Start(0)).map_err(spool_error)?;
+    let mut keystream = cipher::Keystream::new(&params.key, &params.nonce);
+    let mut buf = vec![0u8; config.chunk_size.max(4096)];
+    let mut written = 0u64;
+    loop {
+        let n = match file.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(spool_error(e)),
+        };
+        keystream.apply(&mut buf[..n]);
+        output.write_all(&buf[..n]).map_err(StreamError::Output)?;
+        written += n as u64;
+    }
+    if written != total {
+        return Err(spool_error(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "the spool file changed size",
+        )));
+    }
+    output.flush().map_err(StreamError::Output)?;
+    Ok(Verified { bytes: total })
 }
 
 #[cfg(test)]

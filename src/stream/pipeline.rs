@@ -33,11 +33,21 @@ fn pool_size(config: &StreamConfig, chunk: usize) -> usize {
     1 + DEPTH + 1 + DEPTH + 1 + held + 1
 }
 
+/// What the last stage does with each authenticated-so-far chunk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Mode {
+    /// Decrypt and write plaintext, withholding the tail until the verdict.
+    Decrypt,
+    /// Write the ciphertext as is (to a private spool file); nothing is withheld.
+    Spool,
+}
+
 pub(super) fn run<R, W>(
     input: R,
     mut output: W,
     params: &StreamParams,
     config: &StreamConfig,
+    mode: Mode,
 ) -> Result<u64, StreamError>
 where
     R: Read + Send + 'static,
@@ -65,14 +75,15 @@ where
         .spawn(move || mac_stage(Authenticator::new(&key), mac, mac_rx, out_tx))
         .map_err(|_| StreamError::Internal)?;
 
-    let mut keystream = Keystream::new(&params.key, &params.nonce);
-    let result = write_stage(
-        &mut keystream,
-        &mut output,
-        out_rx,
-        free_tx,
-        config.hold_back,
-    );
+    let mut keystream = match mode {
+        Mode::Decrypt => Some(Keystream::new(&params.key, &params.nonce)),
+        Mode::Spool => None,
+    };
+    let hold_back = match mode {
+        Mode::Decrypt => config.hold_back,
+        Mode::Spool => 0,
+    };
+    let result = write_stage(keystream.as_mut(), &mut output, out_rx, free_tx, hold_back);
     if result.is_ok() {
         // Both stages have sent their final message, so they are returning; joining is quick.
         // On failure they may be blocked on I/O and are left to die with the process.
@@ -173,7 +184,7 @@ struct Pending {
 }
 
 fn write_stage<W: Write>(
-    keystream: &mut Keystream,
+    mut keystream: Option<&mut Keystream>,
     output: &mut W,
     input: Receiver<Msg>,
     free: SyncSender<Vec<u8>>,
@@ -185,7 +196,9 @@ fn write_stage<W: Write>(
     loop {
         match input.recv() {
             Ok(Msg::Data(mut chunk)) => {
-                keystream.apply(&mut chunk.buf[..chunk.len]);
+                if let Some(ks) = keystream.as_deref_mut() {
+                    ks.apply(&mut chunk.buf[..chunk.len]);
+                }
                 decrypted += chunk.len as u64;
                 pending.push_back(Pending { chunk, start: 0 });
                 let target = releasable(decrypted, hold_back);

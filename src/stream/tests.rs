@@ -210,3 +210,70 @@ fn an_input_error_is_reported() {
     assert!(matches!(err, StreamError::Input(_)), "{err}");
     assert!(out.len() <= 100_000 - holdback::HOLD_BACK as usize);
 }
+
+#[test]
+fn spooled_mode_releases_nothing_before_the_verdict() {
+    let dir = tempfile::tempdir().unwrap();
+    for &len in &[0usize, 1, 100_000, 1_000_001] {
+        let plain = pattern(len);
+        let (mut ct, params) = params_for(&plain);
+        let mut out = Vec::new();
+        let v = decrypt_spooled(
+            Cursor::new(ct.clone()),
+            &mut out,
+            &params,
+            &config(4096, 0, Some(len as u64)),
+            dir.path(),
+        )
+        .unwrap();
+        assert_eq!(v.bytes(), len as u64);
+        assert_eq!(out, plain);
+        if len == 0 {
+            continue;
+        }
+        for pos in [0, len / 2, len - 1] {
+            ct[pos] ^= 4;
+            let mut out = Vec::new();
+            let err = decrypt_spooled(
+                Cursor::new(ct.clone()),
+                &mut out,
+                &params,
+                &StreamConfig::default(),
+                dir.path(),
+            )
+            .unwrap_err();
+            assert!(matches!(err, StreamError::MacMismatch { .. }), "{err}");
+            assert!(
+                out.is_empty(),
+                "released {} bytes before the verdict",
+                out.len()
+            );
+            ct[pos] ^= 4;
+        }
+        let mut out = Vec::new();
+        let err = decrypt_spooled(
+            Cursor::new(ct[..len - 1].to_vec()),
+            &mut out,
+            &params,
+            &config(4096, 0, Some(len as u64)),
+            dir.path(),
+        )
+        .unwrap_err();
+        assert!(matches!(err, StreamError::Truncated { .. }), "{err}");
+        assert!(out.is_empty());
+    }
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    let err = decrypt_spooled(
+        Cursor::new(vec![1u8]),
+        Vec::new(),
+        &params_for(&[0]).1,
+        &StreamConfig::default(),
+        std::path::Path::new("/nonexistent/spool"),
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("cannot spool the encrypted layer in /nonexistent/spool"),
+        "{err}"
+    );
+}

@@ -6,6 +6,7 @@ mod support;
 
 mod cli;
 mod failures;
+mod hygiene;
 mod interop;
 mod keys_dir;
 mod pgp;
