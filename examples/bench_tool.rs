@@ -51,6 +51,7 @@ fn main() {
         ),
         Some("gen") => gen(Path::new(&get("--dir").expect("--dir"))),
         Some("hmac") => hmac(&get("--impl").unwrap_or_else(|| "sha2".into())),
+        Some("primitives") => primitives(),
         Some("startup") => startup(
             Path::new(&get("--dir").expect("--dir")),
             Path::new(&get("--decoder").expect("--decoder")),
@@ -300,9 +301,10 @@ fn startup(dir: &Path, decoder: &Path, runs: usize) {
         drop(w);
         let stdin_file = tempfile_with(&layer);
         let mut cmd = Command::new(decoder);
-        cmd.arg("--decryption-keys-path")
-            .arg(dir.join("keys"))
-            .env("STREAM_PROCESSOR_MEDIATYPE", MT)
+        if !decoder.ends_with("cat") {
+            cmd.arg("--decryption-keys-path").arg(dir.join("keys"));
+        }
+        cmd.env("STREAM_PROCESSOR_MEDIATYPE", MT)
             .stdin(stdin_file)
             .stdout(Stdio::piped())
             .stderr(Stdio::null());
@@ -339,4 +341,51 @@ fn tempfile_with(bytes: &[u8]) -> File {
     use std::io::Seek;
     f.seek(io::SeekFrom::Start(0)).unwrap();
     f
+}
+
+/// In-memory speed of each primitive implementation, 64 KiB at a time (no I/O).
+fn primitives() {
+    let total = 512usize << 20;
+    let mut buf = vec![0u8; 64 << 10];
+    let key = LayerKey::from_slice(&[7u8; 32]).unwrap();
+    let nonce = Nonce::from_slice(&[1u8; 16]).unwrap();
+    let report = |name: &str, start: Instant| {
+        let s = start.elapsed().as_secs_f64();
+        println!("{name:32} {:.2} GB/s", total as f64 / s / 1e9);
+    };
+    let start = Instant::now();
+    let mut ks = Keystream::new(&key, &nonce);
+    for _ in 0..total / buf.len() {
+        ks.apply(&mut buf);
+    }
+    report("aes-256-ctr (RustCrypto)", start);
+    let start = Instant::now();
+    let mut c = openssl::symm::Crypter::new(
+        openssl::symm::Cipher::aes_256_ctr(),
+        openssl::symm::Mode::Decrypt,
+        key.expose(),
+        Some(nonce.expose()),
+    )
+    .unwrap();
+    let mut out = vec![0u8; buf.len() + 16];
+    for _ in 0..total / buf.len() {
+        c.update(&buf, &mut out).unwrap();
+    }
+    report("aes-256-ctr (OpenSSL)", start);
+    let start = Instant::now();
+    let mut m = Authenticator::new(&key);
+    for _ in 0..total / buf.len() {
+        m.update(&buf);
+    }
+    let _ = m.finalize();
+    report("hmac-sha256 (RustCrypto)", start);
+    let start = Instant::now();
+    let k = PKey::hmac(key.expose()).unwrap();
+    let mut signer =
+        openssl::sign::Signer::new(openssl::hash::MessageDigest::sha256(), &k).unwrap();
+    for _ in 0..total / buf.len() {
+        signer.update(&buf).unwrap();
+    }
+    let _ = signer.sign_to_vec().unwrap();
+    report("hmac-sha256 (OpenSSL)", start);
 }
