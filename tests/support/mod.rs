@@ -5,6 +5,7 @@
 pub mod containerd;
 pub mod cri;
 pub mod decoder;
+pub mod gnupg;
 pub mod image;
 pub mod keys;
 pub mod oci;
