@@ -11,5 +11,6 @@ mod support;
 
 mod ctr;
 mod failures;
+mod media_types;
 mod packaging;
 mod pull;
