@@ -13,4 +13,5 @@ mod ctr;
 mod failures;
 mod media_types;
 mod packaging;
+mod payload;
 mod pull;
