@@ -15,3 +15,4 @@ mod media_types;
 mod packaging;
 mod payload;
 mod pull;
+mod recipients;
