@@ -16,3 +16,4 @@ mod packaging;
 mod payload;
 mod pull;
 mod recipients;
+mod store;
