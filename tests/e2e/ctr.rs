@@ -1,7 +1,8 @@
-//! containerd's own client: `ctr images pull`, then `ctr run`. ctr attaches no payload to the
-//! unpack (protocol.md §1.6), so the decoder gets no fd 3 for any layer and reads each layer's
-//! descriptor from containerd's content store (`--content-store`); the keys are only in the keys
-//! directory. `payload.rs` shows that ctr really sends nothing: when the decoder cannot see the
+//! containerd's own client: `ctr images pull`, then `ctr run`, and `ctr run` of an image that is
+//! fetched but not unpacked. ctr attaches no payload to the unpack (protocol.md §1.6; 1.6's
+//! `ctr images pull` always unpacks, it has no `--unpack` flag), so the decoder gets no fd 3 for
+//! any layer and reads each layer's descriptor from containerd's content store
+//! (`--content-store`); the keys are only in the keys directory. `payload.rs` shows that ctr really sends nothing: when the decoder cannot see the
 //! content store, the same pull fails with the decoder's "no payload" reason.
 //!
 //! ctr 1.6 fetches and records the whole image before it unpacks it (`content.Fetch`, then
@@ -63,7 +64,7 @@ fn assert_only_the_fetched_image_is_kept(stack: &Stack, image: &Published) {
 }
 
 #[test]
-fn ctr_pull_decrypts_every_layer_without_a_payload_and_ctr_run_runs_it() {
+fn ctr_pull_and_ctr_run_decrypt_every_layer_without_a_payload() {
     let key = keys::rsa2048();
     let stack = Stack::start("e2e-ctr", &[&key]);
     let image = stack.publish("encrypted", &[&key]);
@@ -87,6 +88,14 @@ fn ctr_pull_decrypts_every_layer_without_a_payload_and_ctr_run_runs_it() {
         .unwrap()
         .expect("CRI ImageStatus finds the image ctr pulled");
     assert_eq!(status.id, image.config_digest());
+    stack.remove(&image);
+
+    // ctr run of an image that is fetched but not unpacked unpacks it itself, again without a
+    // payload, and runs it.
+    stack.containerd.ctr_fetch(&image.reference);
+    assert_eq!(stack.containerd.snapshots(), Vec::new());
+    stack.assert_runs(&image.reference);
+    stack.assert_pulled();
     stack.remove(&image);
 }
 

@@ -21,7 +21,6 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::time::Duration;
 
 use prost::Message;
 
@@ -159,15 +158,7 @@ fn applying_a_blob_that_is_in_no_manifest_fails_cleanly() {
     // 3. No payload, and the image fetched: its manifest is in the store. (The snapshot is
     // prepared first: the fetch ends by deleting its lease, which schedules a collection.)
     let mounts = ctd.prepare_snapshot("ctd-e2e-with-manifest");
-    let fetch = crate::support::process::output_within(
-        &mut ctd.ctr(&["content", "fetch", "--plain-http", &image.reference]),
-        Duration::from_secs(60),
-    );
-    assert!(
-        fetch.status.success(),
-        "ctr content fetch: {}",
-        String::from_utf8_lossy(&fetch.stderr)
-    );
+    ctd.ctr_fetch(&image.reference);
     let applied = diff
         .apply(descriptor(bottom), mounts.clone(), HashMap::new())
         .unwrap_or_else(|e| panic!("Apply with the manifest in the store: {}", e.message()));

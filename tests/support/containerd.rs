@@ -260,6 +260,12 @@ impl Containerd {
         }
     }
 
+    /// `ctr content fetch --plain-http <reference>`: the image's blobs and its image record,
+    /// not unpacked.
+    pub fn ctr_fetch(&self, reference: &str) {
+        self.ctr_text(&["content", "fetch", "--plain-http", reference]);
+    }
+
     /// Committed and active snapshots: `(key, parent)`, parent empty for a base layer.
     pub fn snapshots(&self) -> Vec<(String, String)> {
         self.ctr_text(&["snapshots", "--snapshotter", self.snapshotter, "ls"])
@@ -388,9 +394,9 @@ impl Containerd {
         view
     }
 
-    /// `ctr run --rm <image> <id> <args>`: a container from the pulled image, run by runc.
-    /// The image is already unpacked, so ctr only adds a writable snapshot on top (it never
-    /// unpacks again, which would run the decoder without a payload).
+    /// `ctr run --rm <image> <id> <args>`: a container from the image, run by runc. If the image
+    /// is unpacked, ctr only adds a writable snapshot on top; if it is not, ctr unpacks it first
+    /// (through the stream processors, without a payload).
     pub fn run(&self, image: &str, id: &str, args: &[&str]) -> Output {
         let runc_root = self.dir.join("runc");
         let fifo_dir = self.dir.join("fifo");
