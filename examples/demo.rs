@@ -55,9 +55,11 @@ fn main() {
     println!("  socket          {}", ctd.socket().display());
     println!("  config          {}", ctd.config_path().display());
     println!(
-        "  generated from  packaging/containerd/config-v2.toml, with its two [stream_processors]\n                  running {} --decryption-keys-path {}",
+        "  generated from  packaging/containerd/config-v2.toml, with its {} [stream_processors]\n                  running {} --decryption-keys-path {}\n                  --content-store {}",
+        ctd_decoder::media_type::ENCRYPTED_MEDIA_TYPES.len(),
         decoder.display(),
-        stack.keys_dir.display()
+        stack.keys_dir.display(),
+        ctd.content_store().display()
     );
     println!(
         "  CRI             image_decryption key_model = \"node\", snapshotter {}",

@@ -27,11 +27,11 @@ const PUBOPTS: &str = "org.opencontainers.image.enc.pubopts";
 
 /// Pulls per scenario that expects the decoder's reason: at the worst measured loss rate (7 in
 /// 40), all six lose the race in about 3 of 100,000 runs.
-const RETRIES: usize = 6;
+pub(crate) const RETRIES: usize = 6;
 
 /// Pulls `reference`, which must fail, checks that nothing of it is left, and returns
 /// containerd's error message.
-fn failed_pull(stack: &Stack, cri: &Cri, reference: &str) -> String {
+pub(crate) fn failed_pull(stack: &Stack, cri: &Cri, reference: &str) -> String {
     let error = match cri.pull_image(reference) {
         Ok(id) => panic!("PullImage {reference} succeeded ({id}); it must fail"),
         Err(status) => status.message().to_string(),
@@ -52,7 +52,7 @@ fn failed_pull(stack: &Stack, cri: &Cri, reference: &str) -> String {
 /// Pulls a failing image up to `attempts` times; every failure must match `expected` or the
 /// diff ID backstop of `diff_id`. Returns the failures; stops at the first that matches
 /// `expected`.
-fn failures_until(
+pub(crate) fn failures_until(
     stack: &Stack,
     cri: &Cri,
     reference: &str,
@@ -60,14 +60,31 @@ fn failures_until(
     diff_id: &str,
     expected: impl Fn(&str) -> bool,
 ) -> Vec<String> {
+    // CRI's unpacker names the diff ID it expected.
     let backstop = format!("wrong diff id calculated on extraction \"{diff_id}\"");
+    reasons_until(stack, attempts, &backstop, expected, || {
+        failed_pull(stack, cri, reference)
+    })
+}
+
+/// Runs `fail` (a pull that must fail, returning its error) up to `attempts` times; every error
+/// must match `expected` or contain `backstop` (the diff ID check that fails the layer when
+/// containerd misses the decoder's exit status). Returns the errors; stops at the first that
+/// matches `expected`.
+pub(crate) fn reasons_until(
+    stack: &Stack,
+    attempts: usize,
+    backstop: &str,
+    expected: impl Fn(&str) -> bool,
+    mut fail: impl FnMut() -> String,
+) -> Vec<String> {
     let mut seen = Vec::new();
     for _ in 0..attempts {
-        let error = failed_pull(stack, cri, reference);
+        let error = fail();
         let matched = expected(&error);
         assert!(
-            matched || error.contains(&backstop),
-            "unexpected PullImage error: {error}\ncontainerd log:\n{}",
+            matched || error.contains(backstop),
+            "unexpected error: {error}\ncontainerd log:\n{}",
             stack.containerd.log_tail(30)
         );
         seen.push(error);

@@ -9,6 +9,11 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod ctr;
 mod failures;
+mod media_types;
 mod packaging;
+mod payload;
 mod pull;
+mod recipients;
+mod store;

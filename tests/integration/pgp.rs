@@ -3,125 +3,27 @@
 //! skopeo 1.9.3's Go OpenPGP (golang.org/x/crypto/openpgp) encrypts to RSA keys only, so ECC keys
 //! are covered by GnuPG-written messages for the same layer.
 //!
-//! Every GnuPG home is a fresh 0700 directory whose agent is killed when the home is dropped,
-//! also when a test panics; all GnuPG work happens while building the fixtures.
+//! Every GnuPG home (`support::gnupg`) is a fresh 0700 directory whose agent is killed when the
+//! home is dropped, also when a test panics; all GnuPG work happens while building the fixtures.
 
 use std::collections::BTreeMap;
-use std::fs;
-use std::io::Write;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
 use ctd_decoder::encoding::{decode_std, encode_std};
 
 use crate::interop::{decrypt_cri, source};
 use crate::support::decoder::{Decoder, Outcome};
+use crate::support::gnupg::{GnupgHome, GpgKey};
 use crate::support::keys::{self, TestKey};
 use crate::support::oci::{self, FoundLayer};
-use crate::support::{require_tool, scratch, skopeo};
+use crate::support::{scratch, skopeo};
 
 const PGP: &str = "org.opencontainers.image.enc.keys.pgp";
 const JWE: &str = "org.opencontainers.image.enc.keys.jwe";
 const PASSPHRASE: &str = "correct horse battery staple";
 
-/// A throwaway GnuPG home.
-struct GnupgHome {
-    dir: PathBuf,
-}
-
-/// A GnuPG key and its exported secret keyrings.
-#[derive(Clone)]
-struct GpgKey {
-    email: &'static str,
-    /// Long key ID of the encryption subkey, as the PKESK names it.
-    encryption_keyid: String,
-    binary: Vec<u8>,
-    armored: Vec<u8>,
-}
-
 impl GnupgHome {
-    fn new(name: &str) -> Self {
-        require_tool("gpg", "gnupg");
-        require_tool("gpgconf", "gnupg");
-        let dir = scratch(name).join("gnupg");
-        fs::create_dir(&dir).unwrap();
-        fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).unwrap();
-        GnupgHome { dir }
-    }
-
-    /// Runs `gpg --batch` with `passphrase` through loopback pinentry; returns stdout.
-    fn gpg(&self, passphrase: &str, args: &[&str], stdin: &[u8]) -> Vec<u8> {
-        let mut child = Command::new("gpg")
-            .env("GNUPGHOME", &self.dir)
-            .args(["--batch", "--no-tty", "--pinentry-mode", "loopback"])
-            .args(["--passphrase", passphrase])
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("run gpg");
-        child.stdin.take().unwrap().write_all(stdin).unwrap();
-        let out = child.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "gpg {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        out.stdout
-    }
-
-    /// `gpg --quick-gen-key` a signing primary key of `algo`, then `--quick-add-key` an
-    /// encryption subkey of `sub_algo`, both protected by `passphrase` (none if empty).
-    fn generate(
-        &self,
-        email: &'static str,
-        passphrase: &str,
-        algo: &str,
-        sub_algo: &str,
-    ) -> GpgKey {
-        let uid = format!("ctd-decoder test <{email}>");
-        self.gpg(
-            passphrase,
-            &["--quick-gen-key", &uid, algo, "sign", "never"],
-            b"",
-        );
-        let fingerprint = self
-            .colons(email)
-            .into_iter()
-            .find(|f| f[0] == "fpr")
-            .expect("fingerprint")[9]
-            .clone();
-        self.gpg(
-            passphrase,
-            &["--quick-add-key", &fingerprint, sub_algo, "encr", "never"],
-            b"",
-        );
-        let encryption_keyid = self
-            .colons(email)
-            .into_iter()
-            .find(|f| f[0] == "sub" && f[11].contains('e'))
-            .expect("encryption subkey")[4]
-            .clone();
-        GpgKey {
-            email,
-            encryption_keyid,
-            binary: self.gpg(passphrase, &["--export-secret-keys", email], b""),
-            armored: self.gpg(passphrase, &["--armor", "--export-secret-keys", email], b""),
-        }
-    }
-
-    fn colons(&self, email: &str) -> Vec<Vec<String>> {
-        let out = self.gpg("", &["--with-colons", "--list-keys", email], b"");
-        String::from_utf8(out)
-            .unwrap()
-            .lines()
-            .map(|l| l.split(':').map(str::to_string).collect())
-            .collect()
-    }
-
     /// skopeo-encrypts the sample image for `recipients`, reading `pgp:` keys from this home.
     fn skopeo_encrypt(&self, name: &str, recipients: &[String]) -> Vec<FoundLayer> {
         let dst = scratch(&format!("enc-pgp-{name}")).join("image");
@@ -143,17 +45,6 @@ impl GnupgHome {
             );
         }
         layers
-    }
-}
-
-impl Drop for GnupgHome {
-    fn drop(&mut self) {
-        let _ = Command::new("gpgconf")
-            .env("GNUPGHOME", &self.dir)
-            .args(["--kill", "all"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
     }
 }
 

@@ -20,6 +20,9 @@ use super::process::{self, Daemon};
 /// The namespace of the CRI plugin's images.
 pub const NAMESPACE: &str = "k8s.io";
 
+/// The label that keeps content or a snapshot from containerd's garbage collector.
+const GC_ROOT: &str = "containerd.io/gc.root=ctd-e2e";
+
 /// The shipped config snippet for containerd 1.6/1.7.
 pub fn snippet_v2_path() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/containerd/config-v2.toml")
@@ -33,6 +36,10 @@ pub struct Options {
     pub keys_dir: PathBuf,
     /// `127.0.0.1:<port>` of the registry to pull from over plain HTTP.
     pub registry: String,
+    /// The decoder's `--content-store`; `None` for this containerd's own store (what a node
+    /// configures). A directory with no blobs in it shows which layers the decoder could only
+    /// have decrypted with a payload on fd 3.
+    pub content_store: Option<PathBuf>,
 }
 
 pub struct Containerd {
@@ -127,6 +134,138 @@ impl Containerd {
         process::checked(&mut self.ctr(args), Duration::from_secs(60))
     }
 
+    /// This containerd's content store (`<root>/io.containerd.content.v1.content`).
+    pub fn content_store(&self) -> PathBuf {
+        content_store(&self.dir)
+    }
+
+    /// `ctr images pull --plain-http --snapshotter <s> <reference>`: fetch, then unpack for this
+    /// platform. ctr attaches no payload to the unpack, so the decoder gets no fd 3.
+    pub fn ctr_pull(&self, reference: &str) -> Output {
+        process::output_within(
+            &mut self.ctr(&[
+                "images",
+                "pull",
+                "--plain-http",
+                "--snapshotter",
+                self.snapshotter,
+                reference,
+            ]),
+            Duration::from_secs(120),
+        )
+    }
+
+    /// `ctr content ingest` of `file` (checked against `digest` and its size), then labelled as
+    /// a GC root. ctr ingests without a lease, so a garbage collection that runs before the
+    /// label is set (containerd schedules one after any deletion) removes the unreferenced
+    /// blob; then it is ingested again.
+    pub fn ingest(&self, file: &Path, digest: &str) {
+        let size = std::fs::metadata(file).unwrap().len().to_string();
+        for _ in 0..3 {
+            let out = process::output_with_stdin(
+                &mut self.ctr(&[
+                    "content",
+                    "ingest",
+                    "--expected-size",
+                    &size,
+                    "--expected-digest",
+                    digest,
+                    &format!("ctd-e2e-ingest-{digest}"),
+                ]),
+                std::fs::File::open(file).unwrap().into(),
+                Duration::from_secs(60),
+            );
+            assert!(
+                out.status.success(),
+                "ctr content ingest {}: {}",
+                file.display(),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let label = process::output_within(
+                &mut self.ctr(&["content", "label", digest, GC_ROOT]),
+                Duration::from_secs(60),
+            );
+            if label.status.success() {
+                return;
+            }
+            let error = String::from_utf8_lossy(&label.stderr);
+            assert!(error.contains("not found"), "ctr content label: {error}");
+        }
+        panic!("{digest} was collected after each of 3 ingests before it could be labelled");
+    }
+
+    /// `ctr snapshots prepare --mounts <key>` without a parent, labelled as a GC root (ctr
+    /// creates it without a lease; a collection between the two calls would remove it, so
+    /// remove snapshots only after preparing the last one); returns its mounts.
+    pub fn prepare_snapshot(&self, key: &str) -> Vec<super::diff::Mount> {
+        let json = self.ctr_text(&[
+            "snapshots",
+            "--snapshotter",
+            self.snapshotter,
+            "prepare",
+            "--mounts",
+            key,
+        ]);
+        self.ctr_text(&[
+            "snapshots",
+            "--snapshotter",
+            self.snapshotter,
+            "label",
+            key,
+            GC_ROOT,
+        ]);
+        let mounts: Vec<Value> = serde_json::from_str(&json).expect("snapshot mounts JSON");
+        mounts
+            .iter()
+            .map(|m| super::diff::Mount {
+                r#type: m["Type"].as_str().unwrap_or_default().to_string(),
+                source: m["Source"].as_str().unwrap_or_default().to_string(),
+                target: String::new(),
+                options: m["Options"]
+                    .as_array()
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(Value::as_str)
+                            .map(str::to_string)
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+            })
+            .collect()
+    }
+
+    /// `ctr snapshots rm <key>`.
+    pub fn remove_snapshot(&self, key: &str) {
+        self.ctr_text(&["snapshots", "--snapshotter", self.snapshotter, "rm", key]);
+    }
+
+    /// `ctr content rm <digest>`.
+    pub fn remove_content(&self, digest: &str) {
+        self.ctr_text(&["content", "rm", digest]);
+    }
+
+    /// Waits until [`Containerd::unpack_leftovers`] is empty, or returns what is still there
+    /// after `timeout`.
+    pub fn wait_until_unpacked_nothing(&self, timeout: Duration) -> Result<(), Vec<String>> {
+        let start = Instant::now();
+        loop {
+            let left = self.unpack_leftovers();
+            if left.is_empty() {
+                return Ok(());
+            }
+            if start.elapsed() > timeout {
+                return Err(left);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// `ctr content fetch --plain-http <reference>`: the image's blobs and its image record,
+    /// not unpacked.
+    pub fn ctr_fetch(&self, reference: &str) {
+        self.ctr_text(&["content", "fetch", "--plain-http", reference]);
+    }
+
     /// Committed and active snapshots: `(key, parent)`, parent empty for a base layer.
     pub fn snapshots(&self) -> Vec<(String, String)> {
         self.ctr_text(&["snapshots", "--snapshotter", self.snapshotter, "ls"])
@@ -159,7 +298,6 @@ impl Containerd {
         for (what, args) in [
             ("image", &["images", "ls", "-q"][..]),
             ("content", &["content", "ls", "-q"][..]),
-            ("lease", &["leases", "ls", "-q"][..]),
         ] {
             found.extend(
                 self.ctr_text(args)
@@ -168,6 +306,19 @@ impl Containerd {
                     .map(|l| format!("{what} {l}")),
             );
         }
+        found.extend(self.unpack_leftovers());
+        found
+    }
+
+    /// What an unpack (failed or not) can leave behind besides image records and blobs:
+    /// leases, snapshots, mounts under the containerd root, and decoder processes.
+    pub fn unpack_leftovers(&self) -> Vec<String> {
+        let mut found: Vec<String> = self
+            .ctr_text(&["leases", "ls", "-q"])
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| format!("lease {l}"))
+            .collect();
         found.extend(
             self.snapshots()
                 .into_iter()
@@ -243,9 +394,9 @@ impl Containerd {
         view
     }
 
-    /// `ctr run --rm <image> <id> <args>`: a container from the pulled image, run by runc.
-    /// The image is already unpacked, so ctr only adds a writable snapshot on top (it never
-    /// unpacks again, which would run the decoder without a payload).
+    /// `ctr run --rm <image> <id> <args>`: a container from the image, run by runc. If the image
+    /// is unpacked, ctr only adds a writable snapshot on top; if it is not, ctr unpacks it first
+    /// (through the stream processors, without a payload).
     pub fn run(&self, image: &str, id: &str, args: &[&str]) -> Output {
         let runc_root = self.dir.join("runc");
         let fifo_dir = self.dir.join("fifo");
@@ -413,6 +564,11 @@ fn table<'a>(root: &'a mut Table, path: &[&str]) -> &'a mut Table {
     t
 }
 
+/// The content store of the containerd whose directory is `dir`.
+pub fn content_store(dir: &Path) -> PathBuf {
+    dir.join("root").join("io.containerd.content.v1.content")
+}
+
 fn text(p: &Path) -> Toml {
     Toml::String(p.display().to_string())
 }
@@ -441,7 +597,12 @@ pub fn render_config(snippet: &str, dir: &Path, options: &Options, snapshotter: 
                 text(&options.keys_dir),
                 // This containerd's root is private, so its content store is not the default.
                 Toml::String("--content-store".into()),
-                text(&dir.join("root").join("io.containerd.content.v1.content")),
+                text(
+                    options
+                        .content_store
+                        .as_deref()
+                        .unwrap_or(&content_store(dir)),
+                ),
             ]),
         );
     }

@@ -6,13 +6,9 @@
 //! ignores the fields a message leaves out, in both directions).
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::path::Path;
 
-use hyper_util::rt::TokioIo;
-use tonic::codegen::http::uri::PathAndQuery;
-use tonic::transport::{Channel, Endpoint, Uri};
-use tonic_prost::ProstCodec;
+use super::grpc::UnixGrpc;
 
 /// `ImageSpec`: the image reference.
 #[derive(Clone, PartialEq, prost::Message)]
@@ -94,37 +90,17 @@ pub struct RemoveImageResponse {}
 
 const SERVICE: &str = "/runtime.v1.ImageService/";
 
-/// How long one call may take (a pull of the test images takes about a second).
-const CALL_TIMEOUT: Duration = Duration::from_secs(120);
-
 /// A blocking CRI image-service client on a unix socket.
 pub struct Cri {
-    runtime: tokio::runtime::Runtime,
-    channel: Channel,
+    grpc: UnixGrpc,
 }
 
 impl Cri {
     /// Connects to `socket` (the connection itself is made on the first call).
     pub fn connect(socket: &Path) -> Cri {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("tokio runtime");
-        let socket: PathBuf = socket.to_path_buf();
-        // The URI is required by the API but unused: every connection goes to the socket.
-        let channel = runtime.block_on(async {
-            Endpoint::from_static("http://localhost")
-                .connect_timeout(Duration::from_secs(5))
-                .timeout(CALL_TIMEOUT)
-                .connect_with_connector_lazy(tower::service_fn(move |_: Uri| {
-                    let socket = socket.clone();
-                    async move {
-                        let stream = tokio::net::UnixStream::connect(socket).await?;
-                        Ok::<_, std::io::Error>(TokioIo::new(stream))
-                    }
-                }))
-        });
-        Cri { runtime, channel }
+        Cri {
+            grpc: UnixGrpc::connect(socket),
+        }
     }
 
     fn call<Req, Resp>(&self, method: &'static str, request: Req) -> Result<Resp, tonic::Status>
@@ -132,18 +108,7 @@ impl Cri {
         Req: prost::Message + Send + Sync + 'static,
         Resp: prost::Message + Default + Send + Sync + 'static,
     {
-        let path = PathAndQuery::try_from(format!("{SERVICE}{method}")).expect("method path");
-        self.runtime.block_on(async {
-            let mut grpc = tonic::client::Grpc::new(self.channel.clone());
-            grpc.ready()
-                .await
-                .map_err(|e| tonic::Status::unavailable(format!("CRI connection: {e}")))?;
-            let mut request = tonic::Request::new(request);
-            request.set_timeout(CALL_TIMEOUT);
-            grpc.unary(request, path, ProstCodec::<Req, Resp>::default())
-                .await
-                .map(tonic::Response::into_inner)
-        })
+        self.grpc.call(&format!("{SERVICE}{method}"), request, None)
     }
 
     fn spec(image: &str) -> Option<ImageSpec> {

@@ -5,6 +5,9 @@
 pub mod containerd;
 pub mod cri;
 pub mod decoder;
+pub mod diff;
+pub mod gnupg;
+pub mod grpc;
 pub mod image;
 pub mod keys;
 pub mod oci;

@@ -130,9 +130,14 @@ impl Drop for Daemon {
 /// Runs `cmd` to completion with stdin closed, collecting its output; kills it and panics if it
 /// takes longer than `timeout`.
 pub fn output_within(cmd: &mut Command, timeout: Duration) -> Output {
+    output_with_stdin(cmd, Stdio::null(), timeout)
+}
+
+/// [`output_within`] with `stdin` (a file, say) as the command's standard input.
+pub fn output_with_stdin(cmd: &mut Command, stdin: Stdio, timeout: Duration) -> Output {
     let what = format!("{cmd:?}");
     let mut child = cmd
-        .stdin(Stdio::null())
+        .stdin(stdin)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

@@ -60,6 +60,118 @@ impl Registry {
     pub fn stop(&mut self) {
         self.daemon.stop();
     }
+
+    /// Uploads `bytes` as a blob of `repository` (distribution's two-step upload: POST for an
+    /// upload location, then one PUT of the whole blob with its digest); returns the digest.
+    pub fn upload_blob(&self, repository: &str, bytes: &[u8]) -> String {
+        let digest = super::oci::sha256(bytes);
+        let started = http(
+            &self.host,
+            "POST",
+            &format!("/v2/{repository}/blobs/uploads/"),
+            &[],
+            &[],
+        );
+        assert_eq!(started.status, 202, "start blob upload: {started:?}");
+        let location = started.header("location").expect("upload Location");
+        // The Location is absolute (http://127.0.0.1:<port>/v2/...?_state=...).
+        let path = location
+            .strip_prefix(&format!("http://{}", self.host))
+            .unwrap_or(location);
+        let separator = if path.contains('?') { '&' } else { '?' };
+        let done = http(
+            &self.host,
+            "PUT",
+            &format!("{path}{separator}digest={digest}"),
+            &[("Content-Type", "application/octet-stream")],
+            bytes,
+        );
+        assert_eq!(done.status, 201, "finish blob upload: {done:?}");
+        assert_eq!(done.header("docker-content-digest"), Some(digest.as_str()));
+        digest
+    }
+
+    /// PUTs `manifest` as `repository:tag` with `media_type` as its Content-Type; returns the
+    /// digest the registry reports.
+    pub fn put_manifest(
+        &self,
+        repository: &str,
+        tag: &str,
+        media_type: &str,
+        manifest: &[u8],
+    ) -> String {
+        let response = http(
+            &self.host,
+            "PUT",
+            &format!("/v2/{repository}/manifests/{tag}"),
+            &[("Content-Type", media_type)],
+            manifest,
+        );
+        assert_eq!(response.status, 201, "PUT manifest: {response:?}");
+        response
+            .header("docker-content-digest")
+            .expect("Docker-Content-Digest")
+            .to_string()
+    }
+}
+
+/// An HTTP response: status, headers (names lowercased) and body.
+#[derive(Debug)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Response {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// One HTTP/1.1 request to `host` on a fresh connection (`Connection: close`, read to EOF).
+pub fn http(
+    host: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Response {
+    let mut s = TcpStream::connect(host).unwrap_or_else(|e| panic!("connect {host}: {e}"));
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(body).unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw)
+        .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+    let text = String::from_utf8_lossy(&raw);
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("{method} {path}: no HTTP status in {head:?}"));
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    Response {
+        status,
+        headers,
+        body: body.to_string(),
+    }
 }
 
 /// A loopback TCP port that was free a moment ago (the OS picks it; the listener is closed so the
