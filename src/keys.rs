@@ -15,6 +15,7 @@
 //! reported only if no key fits the layer.
 
 pub mod dir;
+mod fast;
 mod jwk;
 pub mod parse;
 

@@ -167,6 +167,11 @@ fn parse_pem(bytes: &[u8], password: Option<&[u8]>) -> Vec<Item> {
 fn pem_private_key(block: &PemBlock<'_>, password: Option<&[u8]>) -> Item {
     let encrypted =
         block.label == "ENCRYPTED PRIVATE KEY" || contains(block.text, b"Proc-Type: 4,ENCRYPTED");
+    if !encrypted {
+        if let Some(key) = pem_body(block).and_then(|der| super::fast::private_key(&der)) {
+            return check_private(key);
+        }
+    }
     let result = PKey::private_key_from_pem_callback(block.text, |buf| match password {
         Some(p) if p.len() <= buf.len() => {
             buf[..p.len()].copy_from_slice(p);
@@ -186,7 +191,26 @@ fn pem_private_key(block: &PemBlock<'_>, password: Option<&[u8]>) -> Item {
 pub const NEEDS_PASSWORD: &str =
     "encrypted private key and no password (put it in a .password file beside the key, or send privkeys-passwords)";
 
+/// The DER inside a PEM block without headers, wiped on drop.
+fn pem_body(block: &PemBlock<'_>) -> Option<zeroize::Zeroizing<Vec<u8>>> {
+    let text = std::str::from_utf8(block.text).ok()?;
+    let start = text.find('\n')? + 1;
+    let end = text.rfind("-----END")?;
+    let body = text.get(start..end)?;
+    if body.contains(':') {
+        return None;
+    }
+    let compact: zeroize::Zeroizing<String> =
+        zeroize::Zeroizing::new(body.chars().filter(|c| !c.is_ascii_whitespace()).collect());
+    crate::encoding::decode_std(&compact)
+        .ok()
+        .map(zeroize::Zeroizing::new)
+}
+
 fn parse_der(bytes: &[u8], password: Option<&[u8]>) -> Vec<Item> {
+    if let Some(key) = super::fast::private_key(bytes) {
+        return vec![check_private(key)];
+    }
     if let Ok(key) = PKey::private_key_from_pkcs8(bytes) {
         return vec![check_private(key)];
     }

@@ -8,16 +8,16 @@
 //! `A128CBC-HS256/A192CBC-HS384/A256CBC-HS512`). go-jose's general serialization also repeats
 //! recipient 0's `encrypted_key` at the top level; that member is ignored.
 //!
-//! Each recipient is then re-assembled as a flattened JWE and handed to `josekit`, whose RSA
-//! and ECDH operations run on OpenSSL (constant-time RSA decryption, blinded). A recipient is
+//! Each recipient is then re-assembled as a flattened JWE and handed to `josekit` for the content
+//! decryption, with our own key unwrapping (`cek`) on the OpenSSL key the key ring already holds
+//! (constant-time, blinded RSA decryption; ECDH with curve checks). A recipient is
 //! only tried with keys that can fit it: RSA keys whose modulus is as long as its
 //! `encrypted_key`, EC keys on the curve of its `epk`.
 
-use josekit::jwe::{self, JweDecrypter};
+use josekit::jwe;
 use openssl::nid::Nid;
 use openssl::pkey::{Id, PKey, Private};
 use serde_json::{Map, Value};
-use zeroize::Zeroizing;
 
 use super::{KeyUnwrapper, UnwrapError};
 use crate::encoding::decode_url;
@@ -391,18 +391,12 @@ fn decrypt_with(
     );
     let flat = serde_json::to_string(&Value::Object(flat)).ok()?;
 
-    let der = Zeroizing::new(key.key.private_key_to_pkcs8().ok()?);
-    let decrypter: Box<dyn JweDecrypter> = match alg {
-        "RSA-OAEP" => Box::new(jwe::RSA_OAEP.decrypter_from_der(&*der).ok()?),
-        "RSA-OAEP-256" => Box::new(jwe::RSA_OAEP_256.decrypter_from_der(&*der).ok()?),
-        "ECDH-ES+A128KW" => Box::new(jwe::ECDH_ES_A128KW.decrypter_from_der(&*der).ok()?),
-        "ECDH-ES+A192KW" => Box::new(jwe::ECDH_ES_A192KW.decrypter_from_der(&*der).ok()?),
-        "ECDH-ES+A256KW" => Box::new(jwe::ECDH_ES_A256KW.decrypter_from_der(&*der).ok()?),
-        _ => return None,
-    };
-    let (plaintext, _header) = jwe::deserialize_json(&flat, &*decrypter).ok()?;
+    let decrypter = cek::Unwrapper::new(alg, &key.key)?;
+    let (plaintext, _header) = jwe::deserialize_json(&flat, &decrypter).ok()?;
     Some(SecretBytes::new(plaintext))
 }
+
+mod cek;
 
 #[cfg(test)]
 mod tests;
