@@ -236,6 +236,7 @@ pub fn parse(blob: &[u8]) -> Result<ParsedJwe, String> {
             }
         }
         check_header(&merged)?;
+        check_iv_and_tag(&merged, iv.as_deref(), tag.as_deref())?;
         let encrypted_key_len = match &encrypted_key {
             Some(ek) => decode_url(ek)
                 .map_err(|_| "JWE encrypted_key is not base64url".to_string())?
@@ -307,6 +308,42 @@ fn check_header(h: &Map<String, Value>) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// The content algorithm needs an `iv` and a `tag` of exactly its sizes (go-jose refuses other
+/// sizes too). Checked here because josekit hands a missing `iv` to OpenSSL's `Crypter`, which
+/// panics ("an IV is required for this cipher").
+fn check_iv_and_tag(
+    h: &Map<String, Value>,
+    iv: Option<&str>,
+    tag: Option<&str>,
+) -> Result<(), String> {
+    let (iv_len, tag_len) = match h.get("enc").and_then(Value::as_str) {
+        Some("A128GCM" | "A192GCM" | "A256GCM") => (12, 16),
+        Some("A128CBC-HS256") => (16, 16),
+        Some("A192CBC-HS384") => (16, 24),
+        Some("A256CBC-HS512") => (16, 32),
+        _ => return Err("JWE has no \"enc\"".into()),
+    };
+    let decoded_len = |v: &str| decode_url(v).map(|b| b.len()).unwrap_or(usize::MAX);
+    match iv.map(decoded_len) {
+        Some(n) if n == iv_len => {}
+        Some(n) if n != usize::MAX => {
+            return Err(format!(
+                "JWE \"iv\" is {n} bytes; its content encryption needs {iv_len}"
+            ))
+        }
+        Some(_) => return Err("JWE member \"iv\" is not base64url".into()),
+        None => return Err("JWE has no \"iv\"".into()),
+    }
+    match tag.map(decoded_len) {
+        Some(n) if n == tag_len => Ok(()),
+        Some(n) if n != usize::MAX => Err(format!(
+            "JWE \"tag\" is {n} bytes; its content encryption needs {tag_len}"
+        )),
+        Some(_) => Err("JWE member \"tag\" is not base64url".into()),
+        None => Err("JWE has no \"tag\"".into()),
+    }
 }
 
 fn take_string(map: &mut Map<String, Value>, name: &str) -> Result<Option<String>, String> {

@@ -257,3 +257,40 @@ fn jwcrypto_known_answer_vectors() {
     }
     assert_eq!(seen.len(), vectors.len());
 }
+
+/// Found by `cargo fuzz` (target `jwe`): a JWE that a local key opens, with its `iv` removed,
+/// made josekit call OpenSSL's `Crypter::new` without an IV, which panics. A missing or
+/// wrong-sized `iv` or `tag` is now refused while parsing, as go-jose refuses it.
+#[test]
+fn a_missing_or_wrong_sized_iv_or_tag_is_refused_not_a_panic() {
+    let rsa = rsa_key(2048);
+    for enc in CONTENT_ALGORITHMS {
+        let blob = encrypt(b"opts", enc, &[("RSA-OAEP", &rsa)]);
+        let json: Value = serde_json::from_slice(&blob).unwrap();
+        let with = |f: &dyn Fn(&mut Value)| {
+            let mut j = json.clone();
+            f(&mut j);
+            serde_json::to_vec(&j).unwrap()
+        };
+        let no_iv = with(&|j| {
+            j.as_object_mut().unwrap().remove("iv");
+        });
+        let no_tag = with(&|j| {
+            j.as_object_mut().unwrap().remove("tag");
+        });
+        let short_iv = with(&|j| j["iv"] = "AAAA".into());
+        let long_tag = with(&|j| j["tag"] = crate::encoding::encode_std(&[0u8; 33]).into());
+        let keys = ring(&[&rsa]);
+        for (what, blob, needle) in [
+            ("no iv", &no_iv, "no \"iv\""),
+            ("no tag", &no_tag, "no \"tag\""),
+            ("short iv", &short_iv, "\"iv\" is 3 bytes"),
+            ("long tag", &long_tag, "tag"),
+        ] {
+            match Jwe.unwrap_key(&keys, blob) {
+                Err(UnwrapError::Malformed(m)) => assert!(m.contains(needle), "{enc} {what}: {m}"),
+                other => panic!("{enc} {what}: {other:?}"),
+            }
+        }
+    }
+}
