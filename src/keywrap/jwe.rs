@@ -243,6 +243,7 @@ pub fn parse(blob: &[u8]) -> Result<ParsedJwe, String> {
                 .len(),
             None => 0,
         };
+        check_wrapped_key_len(&merged, encrypted_key.is_some(), encrypted_key_len)?;
         recipients.push(Recipient {
             header,
             merged,
@@ -306,6 +307,37 @@ fn check_header(h: &Map<String, Value>) -> Result<(), String> {
             Some("P-256" | "P-384" | "P-521") => {}
             _ => return Err("ECDH-ES \"epk\" is not on P-256, P-384 or P-521".into()),
         }
+    }
+    Ok(())
+}
+
+/// An ECDH-ES key-wrap recipient's `encrypted_key` is the content key wrapped with AES-KW: exactly
+/// 8 bytes longer than the key `enc` uses. Checked here because josekit allocates
+/// `encrypted_key.len() - 8` bytes, which underflows for a shorter one (a panic with overflow
+/// checks, an impossible allocation and an abort without).
+fn check_wrapped_key_len(h: &Map<String, Value>, present: bool, len: usize) -> Result<(), String> {
+    let Some(alg) = h.get("alg").and_then(Value::as_str) else {
+        return Ok(());
+    };
+    if !alg.starts_with("ECDH-ES+") {
+        return Ok(());
+    }
+    let cek_len = match h.get("enc").and_then(Value::as_str) {
+        Some("A128GCM") => 16,
+        Some("A192GCM") => 24,
+        Some("A256GCM" | "A128CBC-HS256") => 32,
+        Some("A192CBC-HS384") => 48,
+        Some("A256CBC-HS512") => 64,
+        _ => return Err("JWE has no \"enc\"".into()),
+    };
+    if !present {
+        return Err(format!("{alg} recipient has no \"encrypted_key\""));
+    }
+    if len != cek_len + 8 {
+        return Err(format!(
+            "{alg} recipient's \"encrypted_key\" is {len} bytes; its content encryption needs {}",
+            cek_len + 8
+        ));
     }
     Ok(())
 }

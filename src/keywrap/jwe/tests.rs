@@ -294,3 +294,41 @@ fn a_missing_or_wrong_sized_iv_or_tag_is_refused_not_a_panic() {
         }
     }
 }
+
+/// Found by `cargo fuzz` (target `jwe`): an ECDH-ES+A128KW recipient on the curve of a local key
+/// with an `encrypted_key` shorter than 8 bytes made josekit compute `len - 8`, which overflows
+/// (a panic in builds with overflow checks; in release, an impossible allocation and an abort).
+/// The wrapped key must now be exactly 8 bytes longer than the content key.
+#[test]
+fn an_ecdh_wrapped_key_of_the_wrong_length_is_refused_not_a_panic() {
+    let p256 = ec_key(Nid::X9_62_PRIME256V1);
+    let keys = ring(&[&p256]);
+    for enc in CONTENT_ALGORITHMS {
+        let blob = encrypt(b"opts", enc, &[("ECDH-ES+A128KW", &p256)]);
+        assert!(Jwe.unwrap_key(&keys, &blob).is_ok(), "{enc}");
+        let json: Value = serde_json::from_slice(&blob).unwrap();
+        for (what, value) in [
+            ("4 bytes", Some("AAAAAA")),
+            ("empty", Some("")),
+            ("8 bytes", Some("AAAAAAAAAAA")),
+            ("absent", None),
+        ] {
+            let mut j = json.clone();
+            match value {
+                Some(v) => j["recipients"][0]["encrypted_key"] = v.into(),
+                None => {
+                    j["recipients"][0]
+                        .as_object_mut()
+                        .unwrap()
+                        .remove("encrypted_key");
+                }
+            }
+            match Jwe.unwrap_key(&keys, &serde_json::to_vec(&j).unwrap()) {
+                Err(UnwrapError::Malformed(m)) => {
+                    assert!(m.contains("encrypted_key"), "{enc} {what}: {m}")
+                }
+                other => panic!("{enc} {what}: {other:?}"),
+            }
+        }
+    }
+}
