@@ -42,6 +42,9 @@ pub(crate) enum JwkOutcome {
 pub(crate) fn parse(bytes: &[u8]) -> Option<Vec<JwkOutcome>> {
     let raw: RawJwk = serde_json::from_slice(bytes).ok()?;
     if let Some(keys) = raw.keys {
+        if keys.is_empty() {
+            return Some(vec![JwkOutcome::Unusable("an empty JWK Set".into())]);
+        }
         let mut out = Vec::new();
         for value in keys {
             let key: RawJwk = match serde_json::from_value(value) {
@@ -202,5 +205,15 @@ mod tests {
         }
         let set = serde_json::json!({"keys": [jwk, {"kty":"oct"}]});
         assert_eq!(parse(set.to_string().as_bytes()).unwrap().len(), 2);
+    }
+
+    /// Found by `cargo fuzz` (target `keys`): `{"keys":[]}` yielded nothing at all, so the file
+    /// was neither a key nor listed among the skipped ones in the "no key fits" message.
+    #[test]
+    fn an_empty_jwk_set_is_reported_as_unusable() {
+        match parse(br#"{"keys":[]}"#).unwrap().as_slice() {
+            [JwkOutcome::Unusable(r)] => assert!(r.contains("empty JWK Set"), "{r}"),
+            other => panic!("{} outcomes", other.len()),
+        }
     }
 }

@@ -236,12 +236,14 @@ pub fn parse(blob: &[u8]) -> Result<ParsedJwe, String> {
             }
         }
         check_header(&merged)?;
+        check_iv_and_tag(&merged, iv.as_deref(), tag.as_deref())?;
         let encrypted_key_len = match &encrypted_key {
             Some(ek) => decode_url(ek)
                 .map_err(|_| "JWE encrypted_key is not base64url".to_string())?
                 .len(),
             None => 0,
         };
+        check_wrapped_key_len(&merged, encrypted_key.is_some(), encrypted_key_len)?;
         recipients.push(Recipient {
             header,
             merged,
@@ -307,6 +309,73 @@ fn check_header(h: &Map<String, Value>) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// An ECDH-ES key-wrap recipient's `encrypted_key` is the content key wrapped with AES-KW: exactly
+/// 8 bytes longer than the key `enc` uses. Checked here because josekit allocates
+/// `encrypted_key.len() - 8` bytes, which underflows for a shorter one (a panic with overflow
+/// checks, an impossible allocation and an abort without).
+fn check_wrapped_key_len(h: &Map<String, Value>, present: bool, len: usize) -> Result<(), String> {
+    let Some(alg) = h.get("alg").and_then(Value::as_str) else {
+        return Ok(());
+    };
+    if !alg.starts_with("ECDH-ES+") {
+        return Ok(());
+    }
+    let cek_len = match h.get("enc").and_then(Value::as_str) {
+        Some("A128GCM") => 16,
+        Some("A192GCM") => 24,
+        Some("A256GCM" | "A128CBC-HS256") => 32,
+        Some("A192CBC-HS384") => 48,
+        Some("A256CBC-HS512") => 64,
+        _ => return Err("JWE has no \"enc\"".into()),
+    };
+    if !present {
+        return Err(format!("{alg} recipient has no \"encrypted_key\""));
+    }
+    if len != cek_len + 8 {
+        return Err(format!(
+            "{alg} recipient's \"encrypted_key\" is {len} bytes; its content encryption needs {}",
+            cek_len + 8
+        ));
+    }
+    Ok(())
+}
+
+/// The content algorithm needs an `iv` and a `tag` of exactly its sizes (go-jose refuses other
+/// sizes too). Checked here because josekit hands a missing `iv` to OpenSSL's `Crypter`, which
+/// panics ("an IV is required for this cipher").
+fn check_iv_and_tag(
+    h: &Map<String, Value>,
+    iv: Option<&str>,
+    tag: Option<&str>,
+) -> Result<(), String> {
+    let (iv_len, tag_len) = match h.get("enc").and_then(Value::as_str) {
+        Some("A128GCM" | "A192GCM" | "A256GCM") => (12, 16),
+        Some("A128CBC-HS256") => (16, 16),
+        Some("A192CBC-HS384") => (16, 24),
+        Some("A256CBC-HS512") => (16, 32),
+        _ => return Err("JWE has no \"enc\"".into()),
+    };
+    let decoded_len = |v: &str| decode_url(v).map(|b| b.len()).unwrap_or(usize::MAX);
+    match iv.map(decoded_len) {
+        Some(n) if n == iv_len => {}
+        Some(n) if n != usize::MAX => {
+            return Err(format!(
+                "JWE \"iv\" is {n} bytes; its content encryption needs {iv_len}"
+            ))
+        }
+        Some(_) => return Err("JWE member \"iv\" is not base64url".into()),
+        None => return Err("JWE has no \"iv\"".into()),
+    }
+    match tag.map(decoded_len) {
+        Some(n) if n == tag_len => Ok(()),
+        Some(n) if n != usize::MAX => Err(format!(
+            "JWE \"tag\" is {n} bytes; its content encryption needs {tag_len}"
+        )),
+        Some(_) => Err("JWE member \"tag\" is not base64url".into()),
+        None => Err("JWE has no \"tag\"".into()),
+    }
 }
 
 fn take_string(map: &mut Map<String, Value>, name: &str) -> Result<Option<String>, String> {

@@ -12,22 +12,22 @@ use crate::support::keys::{self, TestKey};
 use crate::support::oci::FoundLayer;
 use crate::support::scratch;
 
-const JWE: &str = "org.opencontainers.image.enc.keys.jwe";
-const PUBOPTS: &str = "org.opencontainers.image.enc.pubopts";
+pub(crate) const JWE: &str = "org.opencontainers.image.enc.keys.jwe";
+pub(crate) const PUBOPTS: &str = "org.opencontainers.image.enc.pubopts";
 
 /// The tar+gzip sample layer (≈385 KiB, incompressible) encrypted for rsa2048.
-fn layer() -> &'static FoundLayer {
+pub(crate) fn layer() -> &'static FoundLayer {
     static L: OnceLock<FoundLayer> = OnceLock::new();
     L.get_or_init(|| encrypt_for("failures", &[keys::rsa2048()]).remove(0))
 }
 
-fn keys_dir() -> std::path::PathBuf {
+pub(crate) fn keys_dir() -> std::path::PathBuf {
     static D: OnceLock<std::path::PathBuf> = OnceLock::new();
     D.get_or_init(|| keys::rsa2048().keys_dir(&scratch("keys-failures")))
         .clone()
 }
 
-fn run_with(layer: &FoundLayer, blob: Vec<u8>) -> Outcome {
+pub(crate) fn run_with(layer: &FoundLayer, blob: Vec<u8>) -> Outcome {
     Decoder::new()
         .keys(&keys_dir())
         .media_type(&layer.media_type)
@@ -65,7 +65,7 @@ fn assert_no_key_material(text: &str) {
     assert!(!text.contains(&der_b64[40..70]), "key material in: {text}");
 }
 
-fn with_annotation(name: &str, value: Option<String>) -> FoundLayer {
+pub(crate) fn with_annotation(name: &str, value: Option<String>) -> FoundLayer {
     let mut l = layer().clone();
     match value {
         Some(v) => l.annotations.insert(name.into(), v),
@@ -265,7 +265,7 @@ fn malformed_annotations() {
     }
 }
 
-fn pubopts_json() -> serde_json::Value {
+pub(crate) fn pubopts_json() -> serde_json::Value {
     serde_json::from_slice(&decode_std(&layer().annotations[PUBOPTS]).unwrap()).unwrap()
 }
 

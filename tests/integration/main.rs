@@ -4,6 +4,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod battery;
 mod cli;
 mod failures;
 mod hygiene;

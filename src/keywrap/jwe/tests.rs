@@ -257,3 +257,78 @@ fn jwcrypto_known_answer_vectors() {
     }
     assert_eq!(seen.len(), vectors.len());
 }
+
+/// Found by `cargo fuzz` (target `jwe`): a JWE that a local key opens, with its `iv` removed,
+/// made josekit call OpenSSL's `Crypter::new` without an IV, which panics. A missing or
+/// wrong-sized `iv` or `tag` is now refused while parsing, as go-jose refuses it.
+#[test]
+fn a_missing_or_wrong_sized_iv_or_tag_is_refused_not_a_panic() {
+    let rsa = rsa_key(2048);
+    for enc in CONTENT_ALGORITHMS {
+        let blob = encrypt(b"opts", enc, &[("RSA-OAEP", &rsa)]);
+        let json: Value = serde_json::from_slice(&blob).unwrap();
+        let with = |f: &dyn Fn(&mut Value)| {
+            let mut j = json.clone();
+            f(&mut j);
+            serde_json::to_vec(&j).unwrap()
+        };
+        let no_iv = with(&|j| {
+            j.as_object_mut().unwrap().remove("iv");
+        });
+        let no_tag = with(&|j| {
+            j.as_object_mut().unwrap().remove("tag");
+        });
+        let short_iv = with(&|j| j["iv"] = "AAAA".into());
+        let long_tag = with(&|j| j["tag"] = crate::encoding::encode_std(&[0u8; 33]).into());
+        let keys = ring(&[&rsa]);
+        for (what, blob, needle) in [
+            ("no iv", &no_iv, "no \"iv\""),
+            ("no tag", &no_tag, "no \"tag\""),
+            ("short iv", &short_iv, "\"iv\" is 3 bytes"),
+            ("long tag", &long_tag, "tag"),
+        ] {
+            match Jwe.unwrap_key(&keys, blob) {
+                Err(UnwrapError::Malformed(m)) => assert!(m.contains(needle), "{enc} {what}: {m}"),
+                other => panic!("{enc} {what}: {other:?}"),
+            }
+        }
+    }
+}
+
+/// Found by `cargo fuzz` (target `jwe`): an ECDH-ES+A128KW recipient on the curve of a local key
+/// with an `encrypted_key` shorter than 8 bytes made josekit compute `len - 8`, which overflows
+/// (a panic in builds with overflow checks; in release, an impossible allocation and an abort).
+/// The wrapped key must now be exactly 8 bytes longer than the content key.
+#[test]
+fn an_ecdh_wrapped_key_of_the_wrong_length_is_refused_not_a_panic() {
+    let p256 = ec_key(Nid::X9_62_PRIME256V1);
+    let keys = ring(&[&p256]);
+    for enc in CONTENT_ALGORITHMS {
+        let blob = encrypt(b"opts", enc, &[("ECDH-ES+A128KW", &p256)]);
+        assert!(Jwe.unwrap_key(&keys, &blob).is_ok(), "{enc}");
+        let json: Value = serde_json::from_slice(&blob).unwrap();
+        for (what, value) in [
+            ("4 bytes", Some("AAAAAA")),
+            ("empty", Some("")),
+            ("8 bytes", Some("AAAAAAAAAAA")),
+            ("absent", None),
+        ] {
+            let mut j = json.clone();
+            match value {
+                Some(v) => j["recipients"][0]["encrypted_key"] = v.into(),
+                None => {
+                    j["recipients"][0]
+                        .as_object_mut()
+                        .unwrap()
+                        .remove("encrypted_key");
+                }
+            }
+            match Jwe.unwrap_key(&keys, &serde_json::to_vec(&j).unwrap()) {
+                Err(UnwrapError::Malformed(m)) => {
+                    assert!(m.contains("encrypted_key"), "{enc} {what}: {m}")
+                }
+                other => panic!("{enc} {what}: {other:?}"),
+            }
+        }
+    }
+}

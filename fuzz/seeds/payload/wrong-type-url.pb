@@ -1,0 +1,2 @@
+
+type.googleapis.com/x{}
