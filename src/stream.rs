@@ -35,10 +35,11 @@ use std::io::{self, Read, Write};
 
 use crate::options::StreamParams;
 
-/// Size of one pipeline buffer. Large enough that channel hand-offs are negligible next to the
-/// MAC work (256 KiB is ~130 µs of HMAC at 2 GB/s), small enough that the whole pool stays around
-/// 2 MiB.
-pub const DEFAULT_CHUNK: usize = 64 * 1024;
+/// Size of one pipeline buffer. Measured on 2 cores (scripts/bench, best of 6 over a 1 GiB
+/// layer): 64 KiB chunks ran at 0.8x the HMAC-only limit (the per-chunk reads and hand-offs cost
+/// the second core too much), 256 KiB at 1.03x, 512 KiB at 1.18x for 2 MiB more resident
+/// memory. 256 KiB keeps the pool (8 buffers) at 2 MiB.
+pub const DEFAULT_CHUNK: usize = 256 * 1024;
 
 /// Tunables of one decryption.
 #[derive(Debug, Clone)]

@@ -1,6 +1,5 @@
 //! The three-stage pipeline behind [`super::decrypt`].
 
-use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::thread;
@@ -26,11 +25,10 @@ enum Msg {
 }
 
 /// Buffers in flight: one in the reader, `DEPTH` per channel, one in the MAC thread, one being
-/// decrypted, and those the hold-back keeps (the unreleased tail is at most `hold_back + 511`
-/// bytes, spread over whole chunks plus a partly released one).
-fn pool_size(config: &StreamConfig, chunk: usize) -> usize {
-    let held = (config.hold_back as usize + 511).div_ceil(chunk) + 1;
-    1 + DEPTH + 1 + DEPTH + 1 + held + 1
+/// decrypted, and one spare so the reader can start the next read at once. The hold-back lives
+/// in its own small buffer ([`Tail`]), so it does not count here.
+fn pool_size() -> usize {
+    1 + DEPTH + 1 + DEPTH + 1 + 1
 }
 
 /// What the last stage does with each authenticated-so-far chunk.
@@ -54,7 +52,7 @@ where
     W: Write,
 {
     let chunk = config.chunk_size.max(1);
-    let pool = pool_size(config, chunk);
+    let pool = pool_size();
     let (free_tx, free_rx) = sync_channel::<Vec<u8>>(pool);
     for _ in 0..pool {
         // Cannot fail: the channel has room for exactly `pool` buffers and the receiver lives.
@@ -178,9 +176,40 @@ fn mac_stage(
     let _ = next.send(Msg::End(Err(StreamError::Internal)));
 }
 
-struct Pending {
-    chunk: Chunk,
+/// The withheld tail of the plaintext, copied out of the pipeline's buffers so that every
+/// buffer goes back to the pool as soon as it is decrypted (the pool then never has to cover
+/// the hold-back).
+struct Tail {
+    buf: Vec<u8>,
     start: usize,
+}
+
+impl Tail {
+    fn len(&self) -> usize {
+        self.buf.len() - self.start
+    }
+
+    /// Writes the first `n` withheld bytes.
+    fn release<W: Write>(&mut self, output: &mut W, n: usize) -> Result<(), StreamError> {
+        output
+            .write_all(&self.buf[self.start..self.start + n])
+            .map_err(StreamError::Output)?;
+        self.start += n;
+        if self.start == self.buf.len() {
+            self.buf.clear();
+            self.start = 0;
+        }
+        Ok(())
+    }
+
+    /// Withholds `bytes`, after what is already withheld.
+    fn keep(&mut self, bytes: &[u8]) {
+        if self.start > 0 && self.start >= self.buf.len() / 2 {
+            self.buf.drain(..self.start);
+            self.start = 0;
+        }
+        self.buf.extend_from_slice(bytes);
+    }
 }
 
 fn write_stage<W: Write>(
@@ -190,24 +219,40 @@ fn write_stage<W: Write>(
     free: SyncSender<Vec<u8>>,
     hold_back: u64,
 ) -> Result<u64, StreamError> {
-    let mut pending: VecDeque<Pending> = VecDeque::new();
+    let mut tail = Tail {
+        buf: Vec::new(),
+        start: 0,
+    };
     let mut decrypted: u64 = 0;
     let mut released: u64 = 0;
     loop {
         match input.recv() {
             Ok(Msg::Data(mut chunk)) => {
+                let data = &mut chunk.buf[..chunk.len];
                 if let Some(ks) = keystream.as_deref_mut() {
-                    ks.apply(&mut chunk.buf[..chunk.len]);
+                    ks.apply(data);
                 }
-                decrypted += chunk.len as u64;
-                pending.push_back(Pending { chunk, start: 0 });
+                decrypted += data.len() as u64;
+                // Release what the hold-back allows: the oldest bytes first (the tail, then
+                // this chunk); withhold the rest.
                 let target = releasable(decrypted, hold_back);
-                release(output, &mut pending, &free, target - released)?;
+                let mut to_release = usize::try_from(target - released).unwrap_or(usize::MAX);
+                let from_tail = to_release.min(tail.len());
+                tail.release(output, from_tail)?;
+                to_release -= from_tail;
+                let from_chunk = to_release.min(data.len());
+                output
+                    .write_all(&data[..from_chunk])
+                    .map_err(StreamError::Output)?;
+                tail.keep(&data[from_chunk..]);
                 released = target;
+                // The reader may have finished already; then the buffer is simply dropped.
+                let _ = free.try_send(chunk.buf);
             }
             Ok(Msg::End(Ok(total))) => {
                 debug_assert_eq!(total, decrypted);
-                release(output, &mut pending, &free, decrypted - released)?;
+                let all = tail.len();
+                tail.release(output, all)?;
                 output.flush().map_err(StreamError::Output)?;
                 return Ok(decrypted);
             }
@@ -215,32 +260,4 @@ fn write_stage<W: Write>(
             Err(_) => return Err(StreamError::Internal),
         }
     }
-}
-
-/// Writes the first `n` pending bytes and recycles the buffers that are done.
-fn release<W: Write>(
-    output: &mut W,
-    pending: &mut VecDeque<Pending>,
-    free: &SyncSender<Vec<u8>>,
-    mut n: u64,
-) -> Result<(), StreamError> {
-    while n > 0 {
-        let Some(front) = pending.front_mut() else {
-            return Err(StreamError::Internal);
-        };
-        let available = front.chunk.len - front.start;
-        let take = available.min(usize::try_from(n).unwrap_or(usize::MAX));
-        output
-            .write_all(&front.chunk.buf[front.start..front.start + take])
-            .map_err(StreamError::Output)?;
-        front.start += take;
-        n -= take as u64;
-        if front.start == front.chunk.len {
-            if let Some(done) = pending.pop_front() {
-                // The reader may have finished already; then the buffer is simply dropped.
-                let _ = free.try_send(done.chunk.buf);
-            }
-        }
-    }
-    Ok(())
 }
