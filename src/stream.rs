@@ -151,8 +151,44 @@ where
     R: Read + Send + 'static,
     W: Write,
 {
+    if let Some(size) = config.expected_size.filter(|&n| n <= SMALL_LAYER) {
+        return decrypt_small(input, output, params, size);
+    }
     pipeline::run(input, output, params, config, pipeline::Mode::Decrypt)
         .map(|bytes| Verified { bytes })
+}
+
+/// Layers up to this size (by their descriptor) are decrypted on the calling thread, in memory:
+/// no threads to start, and nothing at all is written before the MAC verifies.
+pub const SMALL_LAYER: u64 = 1 << 20;
+
+fn decrypt_small<R: Read, W: Write>(
+    mut input: R,
+    mut output: W,
+    params: &StreamParams,
+    expected: u64,
+) -> Result<Verified, StreamError> {
+    let mut buf = Vec::with_capacity(expected as usize + 1);
+    (&mut input)
+        .take(expected + 1)
+        .read_to_end(&mut buf)
+        .map_err(StreamError::Input)?;
+    let got = buf.len() as u64;
+    if got > expected {
+        return Err(StreamError::Extended { expected });
+    }
+    if got < expected {
+        return Err(StreamError::Truncated { got, expected });
+    }
+    let mut mac = cipher::Authenticator::new(&params.key);
+    mac.update(&buf);
+    if !mac.verify(&params.mac) {
+        return Err(StreamError::MacMismatch { bytes: got });
+    }
+    cipher::Keystream::new(&params.key, &params.nonce).apply(&mut buf);
+    output.write_all(&buf).map_err(StreamError::Output)?;
+    output.flush().map_err(StreamError::Output)?;
+    Ok(Verified { bytes: got })
 }
 
 /// Like [`decrypt`], but no plaintext byte leaves the process before the MAC has verified:

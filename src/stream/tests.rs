@@ -41,6 +41,8 @@ fn round_trips_every_size_and_chunking() {
             if chunk == 1 && len > 5000 {
                 continue;
             }
+            // Through `decrypt` (small layers take the in-memory path) and through the
+            // pipeline itself, whatever the size.
             let mut out = Vec::new();
             let v = decrypt(
                 Cursor::new(ct.clone()),
@@ -51,6 +53,17 @@ fn round_trips_every_size_and_chunking() {
             .unwrap_or_else(|e| panic!("len {len} chunk {chunk}: {e}"));
             assert_eq!(v.bytes(), len as u64);
             assert_eq!(out, plain, "len {len} chunk {chunk}");
+            let mut out = Vec::new();
+            let n = pipeline::run(
+                Cursor::new(ct.clone()),
+                &mut out,
+                &params,
+                &config(chunk, hold, Some(len as u64)),
+                pipeline::Mode::Decrypt,
+            )
+            .unwrap_or_else(|e| panic!("pipeline len {len} chunk {chunk}: {e}"));
+            assert_eq!(n, len as u64);
+            assert_eq!(out, plain, "pipeline len {len} chunk {chunk}");
         }
     }
 }
@@ -276,4 +289,33 @@ fn spooled_mode_releases_nothing_before_the_verdict() {
             .contains("cannot spool the encrypted layer in /nonexistent/spool"),
         "{err}"
     );
+}
+
+#[test]
+fn small_layers_are_verified_before_any_output() {
+    for &len in &[0usize, 1, 70_000, SMALL_LAYER as usize] {
+        let plain = pattern(len);
+        let (mut ct, params) = params_for(&plain);
+        let cfg = config(DEFAULT_CHUNK, holdback::HOLD_BACK, Some(len as u64));
+        let mut out = Vec::new();
+        let v = decrypt(Cursor::new(ct.clone()), &mut out, &params, &cfg).unwrap();
+        assert_eq!(v.bytes(), len as u64);
+        assert_eq!(out, plain);
+        if len == 0 {
+            continue;
+        }
+        ct[len / 2] ^= 1;
+        let mut out = Vec::new();
+        let err = decrypt(Cursor::new(ct.clone()), &mut out, &params, &cfg).unwrap_err();
+        assert!(matches!(err, StreamError::MacMismatch { .. }), "{err}");
+        assert!(out.is_empty());
+        let mut out = Vec::new();
+        let err =
+            decrypt(Cursor::new(ct[..len - 1].to_vec()), &mut out, &params, &cfg).unwrap_err();
+        assert!(matches!(err, StreamError::Truncated { .. }), "{err}");
+        ct.push(0);
+        let err = decrypt(Cursor::new(ct), &mut out, &params, &cfg).unwrap_err();
+        assert!(matches!(err, StreamError::Extended { .. }), "{err}");
+        assert!(out.is_empty());
+    }
 }

@@ -1108,11 +1108,22 @@ fn failures_and_aborts_leave_no_core_and_no_key_bytes() {
     let cwd = scratch("core-abort");
     let right = keys_dir();
     let args: Vec<&std::ffi::OsStr> = vec!["--decryption-keys-path".as_ref(), right.as_os_str()];
-    let (mut child, writer) = spawn_dumpable(&cwd, &binary(), &args, Some(layer().cri_payload()));
+    // A layer too large for the in-memory path, so output starts before the end of the input.
+    let large = &crate::interop::large_layer().0;
+    let (mut child, writer) = spawn_dumpable(&cwd, &binary(), &args, Some(large.cri_payload()));
+    // Never hang the test run: whatever happens below, the decoder is gone within a minute.
+    let watchdog_pid = child.id();
+    std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_secs(60));
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(watchdog_pid as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    });
     // The whole layer, but stdin stays open: output starts (past the first 256 KiB chunk and
     // the 64 KiB hold-back), and the run cannot end.
     let mut stdin = child.stdin.take().unwrap();
-    let blob = layer().blob.clone();
+    let blob = large.blob.clone();
     let feeder = std::thread::spawn(move || {
         let _ = stdin.write_all(&blob);
         stdin

@@ -24,6 +24,34 @@ pub(crate) fn source() -> &'static Source {
     })
 }
 
+/// A one-layer image whose tar+gzip layer (3 MiB of incompressible data) is larger than the
+/// decoder's in-memory limit for small layers, encrypted by skopeo for rsa2048: for tests that
+/// need the streaming pipeline (output before the end of the input, threads).
+pub(crate) fn large_layer() -> &'static (FoundLayer, Layer) {
+    static L: OnceLock<(FoundLayer, Layer)> = OnceLock::new();
+    L.get_or_init(|| {
+        let dir = scratch("large-source");
+        let layer = Layer::tar_gzip(oci::tar(&[
+            oci::Entry::Dir("data/", 0o755),
+            oci::Entry::File("data/large.bin", 0o644, oci::noise("large.bin", 3 << 20)),
+        ]));
+        assert!(layer.blob.len() as u64 > ctd_decoder::stream::SMALL_LAYER + (1 << 20));
+        oci::write_layout(
+            &dir,
+            "latest",
+            std::slice::from_ref(&layer),
+            serde_json::json!({}),
+        );
+        let out = scratch("large-enc");
+        let pubs = out.join("pub");
+        std::fs::create_dir_all(&pubs).unwrap();
+        let recipient = keys::rsa2048().jwe_recipient(&pubs);
+        skopeo::encrypt(&dir, &out.join("image"), "latest", &[recipient], &[]);
+        let enc = oci::read_layout(&out.join("image"), "latest").remove(0);
+        (enc, layer)
+    })
+}
+
 /// The sample image encrypted by skopeo for `recipients` (JWE), in its own layout.
 pub(crate) fn encrypt_for(name: &str, recipients: &[TestKey]) -> Vec<FoundLayer> {
     let src = source();
