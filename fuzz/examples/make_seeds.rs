@@ -153,6 +153,13 @@ fn main() {
     }
     assert_eq!(pkcs7_ring().private_keys.len(), 1);
 
+    // pgp: the messages skopeo (Go ocicrypt) and GnuPG wrote for the fixture key.
+    let dir = seeds.target("pgp");
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data/pgp");
+    for name in ["skopeo-1.9.3.pgp", "gpg-zlib.pgp", "gpg-plain.pgp"] {
+        put(&dir, name, fs::read(fixtures.join(name)).unwrap());
+    }
+
     // keys: the fixture keys in every encoding the parser knows.
     let dir = seeds.target("keys");
     let mut der_seeds: Vec<(String, Vec<u8>)> = Vec::new();

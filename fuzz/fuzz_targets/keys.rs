@@ -28,7 +28,7 @@ fn check(items: Vec<Item>) {
                 }
                 other => panic!("unusable key type {other:?} returned as usable"),
             },
-            Item::Unusable(reason) => assert!(!reason.is_empty()),
+            Item::Unusable(reason) | Item::NotAKey(reason) => assert!(!reason.is_empty()),
             Item::Certificate(_) | Item::OpenPgp(_) => {}
         }
     }

@@ -131,7 +131,9 @@ fuzz_target!(|data: &[u8]| {
                     assert!(len > expected);
                 }
                 StreamError::Output(_) => assert!(!sink_ok),
-                StreamError::Input(_) | StreamError::Internal => panic!("unexpected {e}"),
+                StreamError::Input(_) | StreamError::Internal | StreamError::Spool { .. } => {
+                    panic!("unexpected {e}")
+                }
             }
             let out = sink.out.len() as u64;
             assert!(

@@ -6,6 +6,8 @@
 //!   P-384, P-521), made by python-jwcrypto for the known-answer vectors.
 //! * `pkcs7`: `tests/data/pkcs7/client.key` with `client.pem` and `ca.pem`, the recipient of the
 //!   skopeo-written `skopeo-1.9.3.der`.
+//! * `pgp`: `tests/data/pgp/secret.gpg`, the recipient of the skopeo- and GnuPG-written messages
+//!   beside it.
 
 use std::sync::OnceLock;
 
@@ -21,6 +23,10 @@ pub const PKCS7_KEY: &[u8] = include_bytes!("../../tests/data/pkcs7/client.key")
 pub const PKCS7_CERT: &[u8] = include_bytes!("../../tests/data/pkcs7/client.pem");
 /// The CA that issued it.
 pub const PKCS7_CA: &[u8] = include_bytes!("../../tests/data/pkcs7/ca.pem");
+/// The pgp fixture's secret keyring (test-only; `tests/data/pgp/make-fixtures.sh`).
+pub const PGP_SECRET: &[u8] = include_bytes!("../../tests/data/pgp/secret.gpg");
+/// The plaintext of the pgp fixtures' messages.
+pub const PGP_PLAINTEXT: &[u8] = include_bytes!("../../tests/data/pgp/skopeo-1.9.3.json");
 /// A pkcs7 blob written by skopeo 1.9.3 (Go ocicrypt) for `client.pem`.
 pub const PKCS7_SKOPEO: &[u8] = include_bytes!("../../tests/data/pkcs7/skopeo-1.9.3.der");
 
@@ -140,6 +146,23 @@ pub fn pkcs7_plaintexts() -> &'static [Vec<u8>] {
             .unwrap_key(pkcs7_ring(), PKCS7_SKOPEO)
             .expect("the skopeo fixture opens with its key");
         vec![skopeo.expose().to_vec(), PRIVATE_OPTIONS.to_vec()]
+    })
+}
+
+/// The `pgp` target's key ring: the fixture's secret keyring, no passphrase.
+pub fn pgp_ring() -> &'static KeyRing {
+    static R: OnceLock<KeyRing> = OnceLock::new();
+    R.get_or_init(|| {
+        let mut ring = KeyRing::default();
+        ring.openpgp.push(ctd_decoder::keys::OpenPgpKey {
+            source: KeySource::Payload {
+                param: "gpg-privatekeys",
+                index: 0,
+            },
+            bytes: ctd_decoder::secret::SecretBytes::new(PGP_SECRET.to_vec()),
+            password: None,
+        });
+        ring
     })
 }
 

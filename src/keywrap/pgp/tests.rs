@@ -760,3 +760,21 @@ fn private_key_operations_are_bounded() {
     let e = fails(&ring, &with_decoys(within + 1));
     assert!(matches!(e, UnwrapError::NoKeyFits { .. }), "{e:?}");
 }
+
+/// Committed fixtures (`tests/data/pgp/make-fixtures.sh`, test-only key): a message written by
+/// skopeo 1.9.3 (Go ocicrypt: short partial-length chunks) and GnuPG's, compressed and not, all
+/// open to the plaintext GnuPG decrypted.
+#[test]
+fn skopeo_and_gnupg_written_fixtures_open() {
+    let data = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/pgp/");
+    let read = |name: &str| std::fs::read(format!("{data}{name}")).unwrap();
+    let ring = ring(vec![OpenPgpKey {
+        source: KeySource::File(PathBuf::from("secret.gpg")),
+        bytes: SecretBytes::new(read("secret.gpg")),
+        password: None,
+    }]);
+    let plaintext = read("skopeo-1.9.3.json");
+    for message in ["skopeo-1.9.3.pgp", "gpg-zlib.pgp", "gpg-plain.pgp"] {
+        assert_eq!(opens(&ring, &read(message)), plaintext, "{message}");
+    }
+}
