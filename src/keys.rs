@@ -135,8 +135,13 @@ pub struct Skipped {
     pub relevance: Relevance,
 }
 
+/// Most private-key operations (RSA decryptions, ECDH derivations, PKESK decryptions) one run
+/// may spend, across every wrapped key of every scheme. A real layer needs a handful; a manifest
+/// listing thousands of recipients sized for the node's keys would otherwise cost seconds of
+/// CPU per pull (each RSA-2048 operation is ~0.3 ms, RSA-4096 ~2 ms).
+pub const MAX_PRIVATE_KEY_OPERATIONS: u32 = 1024;
+
 /// All keys of one run.
-#[derive(Default)]
 pub struct KeyRing {
     /// RSA and EC private keys.
     pub private_keys: Vec<PrivateKey>,
@@ -150,7 +155,27 @@ pub struct KeyRing {
     pub warnings: Vec<String>,
     /// Number of files read from the keys directories.
     pub files_read: usize,
+    /// Private-key operations left in this run's budget ([`MAX_PRIVATE_KEY_OPERATIONS`]).
+    operations_left: std::sync::atomic::AtomicU32,
 }
+
+impl Default for KeyRing {
+    fn default() -> Self {
+        Self {
+            private_keys: Vec::new(),
+            certificates: Vec::new(),
+            openpgp: Vec::new(),
+            skipped: Vec::new(),
+            warnings: Vec::new(),
+            files_read: 0,
+            operations_left: std::sync::atomic::AtomicU32::new(MAX_PRIVATE_KEY_OPERATIONS),
+        }
+    }
+}
+
+/// The message of an unwrapper that ran out of the run's private-key operations.
+pub const BUDGET_EXHAUSTED: &str =
+    "the layer's wrapped keys call for more private-key operations than the 1024 one layer may cost; refusing the rest (a manifest with that many recipients for the node's keys is not from a normal encrypter)";
 
 impl fmt::Debug for KeyRing {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -164,6 +189,24 @@ impl fmt::Debug for KeyRing {
 }
 
 impl KeyRing {
+    /// Takes one private-key operation from the run's budget; `false` once it is spent.
+    pub fn spend_operation(&self) -> bool {
+        use std::sync::atomic::Ordering;
+        self.operations_left
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| {
+                left.checked_sub(1)
+            })
+            .is_ok()
+    }
+
+    /// Refills the budget: for a key ring reused across independent runs (the fuzz targets).
+    pub fn reset_operation_budget(&self) {
+        self.operations_left.store(
+            MAX_PRIVATE_KEY_OPERATIONS,
+            std::sync::atomic::Ordering::Relaxed,
+        );
+    }
+
     /// Loads every key from `dirs` and `params`.
     pub fn load(dirs: &[PathBuf], params: &DecryptParams, limits: &dir::Limits) -> KeyRing {
         let mut ring = KeyRing::default();

@@ -384,6 +384,18 @@ impl<'de> Visitor<'de> for SecretBase64Visitor {
     }
 }
 
+/// Replaces a type error with `what` (serde's own text can quote the value), but keeps errors
+/// about the document's end or syntax, which are about where the payload broke off, not its type.
+fn retype<E: de::Error>(e: E, what: &str) -> E {
+    let text = e.to_string();
+    if text.contains("EOF") || text.contains("expected value") || text.contains("control character")
+    {
+        e
+    } else {
+        E::custom(what)
+    }
+}
+
 struct DescriptorSeed;
 
 impl<'de> DeserializeSeed<'de> for DescriptorSeed {
@@ -410,17 +422,17 @@ impl<'de> Visitor<'de> for DescriptorVisitor {
             if field_is(k, "mediaType") {
                 d.media_type = map
                     .next_value::<Option<String>>()
-                    .map_err(|_| de::Error::custom("Descriptor.mediaType is not a string"))?
+                    .map_err(|e| retype(e, "Descriptor.mediaType is not a string"))?
                     .unwrap_or_default();
             } else if field_is(k, "digest") {
                 d.digest = map
                     .next_value::<Option<String>>()
-                    .map_err(|_| de::Error::custom("Descriptor.digest is not a string"))?
+                    .map_err(|e| retype(e, "Descriptor.digest is not a string"))?
                     .unwrap_or_default();
             } else if field_is(k, "size") {
                 let size = map
                     .next_value::<Option<i64>>()
-                    .map_err(|_| de::Error::custom("Descriptor.size is not an integer"))?;
+                    .map_err(|e| retype(e, "Descriptor.size is not an integer"))?;
                 d.size = match size {
                     Some(s) if s < 0 => {
                         return Err(de::Error::custom("Descriptor.size is negative"))
@@ -431,9 +443,7 @@ impl<'de> Visitor<'de> for DescriptorVisitor {
             } else if field_is(k, "annotations") {
                 d.annotations = map
                     .next_value::<Option<BTreeMap<String, String>>>()
-                    .map_err(|_| {
-                        de::Error::custom("Descriptor.annotations is not an object of strings")
-                    })?
+                    .map_err(|e| retype(e, "Descriptor.annotations is not an object of strings"))?
                     .unwrap_or_default();
             } else {
                 map.next_value::<IgnoredAny>()?;

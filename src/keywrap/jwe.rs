@@ -67,6 +67,9 @@ impl KeyUnwrapper for Jwe {
             };
             for key in keys.private_keys.iter().filter(|k| recipient.fits(k)) {
                 any_candidate = true;
+                if !keys.spend_operation() {
+                    return Err(UnwrapError::Malformed(crate::keys::BUDGET_EXHAUSTED.into()));
+                }
                 if let Some(plaintext) = decrypt_with(&parsed, recipient, alg, key) {
                     return Ok(plaintext);
                 }
@@ -138,8 +141,17 @@ impl Recipient {
 
 impl ParsedJwe {
     fn describe_recipients(&self) -> String {
-        let parts: Vec<String> = self.recipients.iter().map(Recipient::describe).collect();
-        match parts.len() {
+        const SHOWN: usize = 4;
+        let mut parts: Vec<String> = self
+            .recipients
+            .iter()
+            .take(SHOWN)
+            .map(Recipient::describe)
+            .collect();
+        if self.recipients.len() > SHOWN {
+            parts.push(format!("and {} more", self.recipients.len() - SHOWN));
+        }
+        match self.recipients.len() {
             1 => format!("1 jwe recipient: {}", parts[0]),
             n => format!("{n} jwe recipients: {}", parts.join(", ")),
         }
@@ -460,9 +472,33 @@ fn decrypt_with(
     );
     let flat = serde_json::to_string(&Value::Object(flat)).ok()?;
 
-    let decrypter = cek::Unwrapper::new(alg, &key.key)?;
+    let content = content_of(parsed)?;
+    let decrypter = cek::Unwrapper::new(alg, &key.key, &content)?;
     let (plaintext, _header) = jwe::deserialize_json(&flat, &decrypter).ok()?;
     Some(SecretBytes::new(plaintext))
+}
+
+/// What the content tag covers, decoded.
+fn content_of(parsed: &ParsedJwe) -> Option<cek::Content> {
+    let mut aad = parsed
+        .protected_b64
+        .clone()
+        .unwrap_or_default()
+        .into_bytes();
+    if let Some(extra) = &parsed.aad {
+        aad.push(b'.');
+        aad.extend_from_slice(extra.as_bytes());
+    }
+    let decode = |v: &Option<String>| match v {
+        Some(text) => decode_url(text).ok(),
+        None => Some(Vec::new()),
+    };
+    Some(cek::Content {
+        aad,
+        iv: decode(&parsed.iv)?,
+        ciphertext: decode_url(&parsed.ciphertext).ok()?,
+        tag: decode(&parsed.tag)?,
+    })
 }
 
 mod cek;

@@ -75,7 +75,7 @@ impl KeyUnwrapper for Pgp {
     fn unwrap_key(&self, keys: &KeyRing, blob: &[u8]) -> Result<SecretBytes, UnwrapError> {
         let message = Message::parse(blob).map_err(UnwrapError::Malformed)?;
         let mut secrets = SecretKeys::load(&keys.openpgp);
-        match open(&message, &mut secrets) {
+        match open(&message, &mut secrets, keys) {
             Ok(plaintext) => Ok(plaintext),
             Err(Some(refused)) => Err(UnwrapError::Malformed(refused)),
             Err(None) => {
@@ -357,7 +357,11 @@ fn fits(pkesk: &PKESK, key: &Key<SecretParts, UnspecifiedRole>) -> Option<bool> 
 /// Tries the keys on the PKESKs: named recipients first, then anonymous ones against every key
 /// of the same algorithm. `Err(None)`: no key fits; `Err(Some(why))`: a session key was found
 /// but the encrypted data is refused.
-fn open(message: &Message, secrets: &mut SecretKeys<'_>) -> Result<SecretBytes, Option<String>> {
+fn open(
+    message: &Message,
+    secrets: &mut SecretKeys<'_>,
+    budget: &KeyRing,
+) -> Result<SecretBytes, Option<String>> {
     let mut operations = 0usize;
     let mut refused = None;
     for anonymous in [false, true] {
@@ -371,6 +375,9 @@ fn open(message: &Message, secrets: &mut SecretKeys<'_>) -> Result<SecretBytes, 
                 };
                 if operations == MAX_KEY_OPERATIONS {
                     return Err(refused);
+                }
+                if !budget.spend_operation() {
+                    return Err(Some(crate::keys::BUDGET_EXHAUSTED.into()));
                 }
                 operations += 1;
                 let Some((Some(algo), session)) = pkesk.decrypt(&mut CheckedDecryptor(pair), None)

@@ -152,6 +152,9 @@ impl KeyUnwrapper for Pkcs7 {
             return Err(UnwrapError::NoUsableKeys { recipients });
         }
         for (recipient, key) in plan.iter().take(MAX_KEY_ATTEMPTS) {
+            if !keys.spend_operation() {
+                return Err(UnwrapError::Malformed(crate::keys::BUDGET_EXHAUSTED.into()));
+            }
             if let Some(plaintext) = envelope.open(recipient, &key.key) {
                 return Ok(plaintext);
             }

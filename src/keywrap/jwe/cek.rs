@@ -31,10 +31,22 @@ use zeroize::Zeroizing;
 
 use crate::encoding::decode_url;
 
+/// The parts of the JWE the content tag covers, for checking an `A*CBC-HS*` tag before
+/// josekit decrypts (it checks the CBC padding before the tag, which would make the padding
+/// check observable on a forged ciphertext).
+pub(super) struct Content {
+    /// Additional authenticated data: ASCII(protected) [|| '.' || ASCII(aad)].
+    pub(super) aad: Vec<u8>,
+    pub(super) iv: Vec<u8>,
+    pub(super) ciphertext: Vec<u8>,
+    pub(super) tag: Vec<u8>,
+}
+
 /// A decrypter for one (algorithm, key) pair, borrowing the key ring's key.
 pub(super) struct Unwrapper<'k> {
     algorithm: Box<dyn JweAlgorithm>,
     key: &'k PKey<Private>,
+    content: &'k Content,
 }
 
 impl fmt::Debug for Unwrapper<'_> {
@@ -45,7 +57,7 @@ impl fmt::Debug for Unwrapper<'_> {
 
 impl<'k> Unwrapper<'k> {
     /// The decrypter for `alg` with `key`, if `alg` is one of the accepted algorithms.
-    pub(super) fn new(alg: &str, key: &'k PKey<Private>) -> Option<Self> {
+    pub(super) fn new(alg: &str, key: &'k PKey<Private>, content: &'k Content) -> Option<Self> {
         let algorithm: Box<dyn JweAlgorithm> = match alg {
             "RSA-OAEP" => Box::new(josekit::jwe::RSA_OAEP),
             "RSA-OAEP-256" => Box::new(josekit::jwe::RSA_OAEP_256),
@@ -54,7 +66,11 @@ impl<'k> Unwrapper<'k> {
             "ECDH-ES+A256KW" => Box::new(josekit::jwe::ECDH_ES_A256KW),
             _ => return None,
         };
-        Some(Self { algorithm, key })
+        Some(Self {
+            algorithm,
+            key,
+            content,
+        })
     }
 }
 
@@ -89,6 +105,9 @@ impl JweDecrypter for Unwrapper<'_> {
         };
         if cek.len() != cencryption.key_len() {
             return Err(fail("unwrapped key has the wrong length"));
+        }
+        if !cbc_hs_tag_ok(cencryption.name(), &cek, self.content) {
+            return Err(fail("content authentication tag does not match"));
         }
         // josekit takes ownership; the copy it keeps is dropped right after content decryption.
         Ok(Cow::Owned(cek.to_vec()))
@@ -218,6 +237,31 @@ fn ecdh_es_kw(
     Ok(cek)
 }
 
+/// For `A128CBC-HS256`, `A192CBC-HS384` and `A256CBC-HS512` (RFC 7518 §5.2.2.2): whether the
+/// tag, HMAC over AAD || IV || ciphertext || AL keyed with the first half of the key and
+/// truncated to half its length, matches (compared in constant time). Other content
+/// encryptions (GCM) authenticate before they release anything: always `true`.
+fn cbc_hs_tag_ok(enc: &str, cek: &[u8], content: &Content) -> bool {
+    use hmac::{Hmac, KeyInit, Mac};
+    fn check<M: Mac + KeyInit>(mac_key: &[u8], content: &Content, tag_len: usize) -> bool {
+        let Ok(mut mac) = <M as KeyInit>::new_from_slice(mac_key) else {
+            return false;
+        };
+        mac.update(&content.aad);
+        mac.update(&content.iv);
+        mac.update(&content.ciphertext);
+        mac.update(&((content.aad.len() as u64) * 8).to_be_bytes());
+        content.tag.len() == tag_len && mac.verify_truncated_left(&content.tag).is_ok()
+    }
+    let half = cek.len() / 2;
+    match enc {
+        "A128CBC-HS256" => check::<Hmac<sha2::Sha256>>(&cek[..half], content, 16),
+        "A192CBC-HS384" => check::<Hmac<sha2::Sha384>>(&cek[..half], content, 24),
+        "A256CBC-HS512" => check::<Hmac<sha2::Sha512>>(&cek[..half], content, 32),
+        _ => true,
+    }
+}
+
 /// RFC 7518 §4.6.2 Concat KDF with SHA-256, for key lengths up to 32 bytes (one round).
 fn concat_kdf(z: &[u8], alg: &str, apu: &[u8], apv: &[u8], len: usize) -> Zeroizing<Vec<u8>> {
     let mut h = Sha256::new();
@@ -236,6 +280,64 @@ fn concat_kdf(z: &[u8], alg: &str, apu: &[u8], apv: &[u8], len: usize) -> Zeroiz
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The CBC-HS tag check against an independent computation (OpenSSL's HMAC), for each size:
+    /// the right tag passes, a flipped bit anywhere it covers fails.
+    #[test]
+    fn cbc_hs_tags_match_openssl() {
+        use openssl::hash::MessageDigest;
+        use openssl::sign::Signer;
+        for (enc, key_len, md) in [
+            ("A128CBC-HS256", 32, MessageDigest::sha256()),
+            ("A192CBC-HS384", 48, MessageDigest::sha384()),
+            ("A256CBC-HS512", 64, MessageDigest::sha512()),
+        ] {
+            let cek: Vec<u8> = (0..key_len as u8).collect();
+            let half = key_len / 2;
+            let mut content = Content {
+                aad: b"eyJlbmMiOiJBMTI4Q0JDLUhTMjU2In0".to_vec(),
+                iv: vec![7; 16],
+                ciphertext: vec![0x42; 48],
+                tag: Vec::new(),
+            };
+            let hmac_key = PKey::hmac(&cek[..half]).unwrap();
+            let mut signer = Signer::new(md, &hmac_key).unwrap();
+            signer.update(&content.aad).unwrap();
+            signer.update(&content.iv).unwrap();
+            signer.update(&content.ciphertext).unwrap();
+            signer
+                .update(&((content.aad.len() as u64) * 8).to_be_bytes())
+                .unwrap();
+            content.tag = signer.sign_to_vec().unwrap()[..half].to_vec();
+            assert!(cbc_hs_tag_ok(enc, &cek, &content), "{enc}");
+            for field in 0..4 {
+                let mut bad = Content {
+                    aad: content.aad.clone(),
+                    iv: content.iv.clone(),
+                    ciphertext: content.ciphertext.clone(),
+                    tag: content.tag.clone(),
+                };
+                let target = match field {
+                    0 => &mut bad.aad,
+                    1 => &mut bad.iv,
+                    2 => &mut bad.ciphertext,
+                    _ => &mut bad.tag,
+                };
+                target[0] ^= 0x80;
+                assert!(!cbc_hs_tag_ok(enc, &cek, &bad), "{enc} field {field}");
+            }
+            let mut short = Content {
+                tag: content.tag[..half - 1].to_vec(),
+                ..content
+            };
+            assert!(!cbc_hs_tag_ok(enc, &cek, &short), "{enc} short tag");
+            short.tag.clear();
+            assert!(
+                cbc_hs_tag_ok("A256GCM", &cek, &short),
+                "GCM is checked by its own tag"
+            );
+        }
+    }
 
     /// RFC 7518 Appendix C: ECDH-ES key agreement (direct, A128GCM), Concat KDF output.
     #[test]

@@ -332,3 +332,99 @@ fn an_ecdh_wrapped_key_of_the_wrong_length_is_refused_not_a_panic() {
         }
     }
 }
+
+/// A manifest listing recipients sized for the node's key (but not for it) cannot make the
+/// decoder spend more than the run's budget of private-key operations, and the failure line
+/// names a handful of recipients, not all of them.
+#[test]
+fn a_flood_of_recipients_is_bounded_by_the_operation_budget() {
+    use crate::annotations::{LayerAnnotations, WrappedKey};
+    use crate::keys::{BUDGET_EXHAUSTED, MAX_PRIVATE_KEY_OPERATIONS};
+    let ours = rsa_key(2048);
+    let theirs = rsa_key(2048);
+    let one = encrypt(b"opts", "A256GCM", &[("RSA-OAEP", &theirs)]);
+    let mut json: Value = serde_json::from_slice(&one).unwrap();
+    let recipient = json["recipients"][0].clone();
+    json["recipients"] = Value::Array(vec![recipient; MAX_RECIPIENTS]);
+    let blob = serde_json::to_vec(&json).unwrap();
+    match Jwe.unwrap_key(&ring(&[&ours]), &blob) {
+        Err(UnwrapError::NoKeyFits { recipients }) => {
+            assert!(
+                recipients.starts_with("256 jwe recipients: RSA-OAEP to RSA-2048"),
+                "{recipients}"
+            );
+            assert!(recipients.ends_with("and 252 more"), "{recipients}");
+        }
+        other => panic!("{other:?}"),
+    }
+    let blobs = (MAX_PRIVATE_KEY_OPERATIONS as usize).div_ceil(MAX_RECIPIENTS) + 1;
+    let mut wrapped = std::collections::BTreeMap::new();
+    wrapped.insert(
+        "jwe".to_string(),
+        (0..blobs)
+            .map(|index| WrappedKey {
+                index,
+                blob: Ok(blob.clone()),
+            })
+            .collect(),
+    );
+    let annotations = LayerAnnotations {
+        wrapped,
+        public: Default::default(),
+    };
+    let keys = ring(&[&ours]);
+    let started = std::time::Instant::now();
+    let failure =
+        crate::keywrap::unwrap_layer_key(&crate::keywrap::all(), &annotations, &keys).unwrap_err();
+    let last = failure.attempts.last().unwrap();
+    assert_eq!(
+        last.error,
+        UnwrapError::Malformed(BUDGET_EXHAUSTED.into()),
+        "{last}"
+    );
+    assert!(!keys.spend_operation(), "the budget is spent");
+    eprintln!(
+        "{} attempts refused after {:?}",
+        failure.attempts.len(),
+        started.elapsed()
+    );
+}
+
+/// An `A*CBC-HS*` JWE whose ciphertext was altered fails on its tag before any CBC padding is
+/// looked at, with the same result as a wrong key.
+#[test]
+fn cbc_hs_content_is_authenticated_before_decryption() {
+    let rsa = rsa_key(2048);
+    for enc in ["A128CBC-HS256", "A192CBC-HS384", "A256CBC-HS512"] {
+        let blob = encrypt(b"{\"symkey\":\"x\"}", enc, &[("RSA-OAEP", &rsa)]);
+        let parsed = parse(&blob).unwrap();
+        let content = content_of(&parsed).unwrap();
+        let cek_check = |tag_flip: bool, ct_flip: bool| {
+            let mut json: Value = serde_json::from_slice(&blob).unwrap();
+            let enc64 = |b: Vec<u8>| {
+                base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, b)
+            };
+            if tag_flip {
+                let mut t = content.tag.clone();
+                t[0] ^= 1;
+                json["tag"] = enc64(t).into();
+            }
+            if ct_flip {
+                let mut c = content.ciphertext.clone();
+                let last = c.len() - 1;
+                c[last] ^= 1;
+                json["ciphertext"] = enc64(c).into();
+            }
+            Jwe.unwrap_key(&ring(&[&rsa]), &serde_json::to_vec(&json).unwrap())
+        };
+        assert!(cek_check(false, false).is_ok(), "{enc}");
+        assert!(
+            matches!(cek_check(true, false), Err(UnwrapError::NoKeyFits { .. })),
+            "{enc}"
+        );
+        assert!(
+            matches!(cek_check(false, true), Err(UnwrapError::NoKeyFits { .. })),
+            "{enc}"
+        );
+    }
+}

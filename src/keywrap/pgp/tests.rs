@@ -104,10 +104,9 @@ fn payload(index: usize) -> KeySource {
 }
 
 fn ring(items: Vec<OpenPgpKey>) -> KeyRing {
-    KeyRing {
-        openpgp: items,
-        ..KeyRing::default()
-    }
+    let mut ring = KeyRing::default();
+    ring.openpgp = items;
+    ring
 }
 
 fn ring_of(cert: &TestCert) -> KeyRing {
