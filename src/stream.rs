@@ -35,11 +35,13 @@ use std::io::{self, Read, Write};
 
 use crate::options::StreamParams;
 
-/// Size of one pipeline buffer. Measured on 2 cores (scripts/bench, best of 6 over a 1 GiB
-/// layer): 64 KiB chunks ran at 0.8x the HMAC-only limit (the per-chunk reads and hand-offs cost
-/// the second core too much), 256 KiB at 1.03x, 512 KiB at 1.18x for 2 MiB more resident
-/// memory. 256 KiB keeps the pool (8 buffers) at 2 MiB.
-pub const DEFAULT_CHUNK: usize = 256 * 1024;
+/// Size of one pipeline buffer. Per-chunk costs (a read, three thread hand-offs) weigh on the
+/// second core, which also runs the reader, the decryption and the writer, so small chunks starve
+/// the MAC thread; every buffer is resident memory. Measured on 2 cores (1 GiB layer, 7 rounds,
+/// median of the ratio to the HMAC-only pass over the same pipe): 64 KiB × 8 buffers 0.8x,
+/// 128 KiB × 8 0.93x, 256 KiB × 8 1.07x (2 MiB), 192 KiB × 6 1.10x (1.1 MiB). Six buffers of
+/// 192 KiB keep the throughput and bound the pool at 1.1 MiB.
+pub const DEFAULT_CHUNK: usize = 192 * 1024;
 
 /// Tunables of one decryption.
 #[derive(Debug, Clone)]

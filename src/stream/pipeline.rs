@@ -10,8 +10,12 @@ use super::{StreamConfig, StreamError};
 use crate::options::StreamParams;
 use crate::secret::MAC_LEN;
 
-/// Chunks queued between two stages. Two keeps each stage busy while the next catches up.
-const DEPTH: usize = 2;
+/// Chunks queued for the MAC thread. The MAC is the serial bound of the whole pipeline, so two
+/// chunks wait for it: it never idles while the reader refills a buffer.
+const MAC_DEPTH: usize = 2;
+/// Chunks queued for the last stage. Decryption runs at several times the MAC's speed, so one
+/// queued chunk is enough; more only added resident memory (see [`super::DEFAULT_CHUNK`]).
+const OUT_DEPTH: usize = 1;
 
 struct Chunk {
     buf: Vec<u8>,
@@ -24,11 +28,12 @@ enum Msg {
     End(Result<u64, StreamError>),
 }
 
-/// Buffers in flight: one in the reader, `DEPTH` per channel, one in the MAC thread, one being
-/// decrypted, and one spare so the reader can start the next read at once. The hold-back lives
-/// in its own small buffer ([`Tail`]), so it does not count here.
+/// Buffers in flight: one in the reader, `MAC_DEPTH` queued, one in the MAC thread, `OUT_DEPTH`
+/// queued and one being decrypted and written. With every slot full the reader waits for a buffer
+/// to come back, which is the back-pressure. The hold-back lives in its own small buffer
+/// ([`Tail`]), so it does not count here.
 fn pool_size() -> usize {
-    1 + DEPTH + 1 + DEPTH + 1 + 1
+    1 + MAC_DEPTH + 1 + OUT_DEPTH + 1
 }
 
 /// What the last stage does with each authenticated-so-far chunk.
@@ -58,8 +63,8 @@ where
         // Cannot fail: the channel has room for exactly `pool` buffers and the receiver lives.
         let _ = free_tx.send(vec![0u8; chunk]);
     }
-    let (mac_tx, mac_rx) = sync_channel::<Msg>(DEPTH);
-    let (out_tx, out_rx) = sync_channel::<Msg>(DEPTH);
+    let (mac_tx, mac_rx) = sync_channel::<Msg>(MAC_DEPTH);
+    let (out_tx, out_rx) = sync_channel::<Msg>(OUT_DEPTH);
 
     let expected_size = config.expected_size;
     let reader = thread::Builder::new()
