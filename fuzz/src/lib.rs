@@ -201,9 +201,19 @@ pub fn secret_looking_strings(json: &[u8]) -> Vec<String> {
     out
 }
 
-/// Panics if `message` quotes any secret-looking string value of `json`.
+/// Names the decoder prints in its own messages whatever the input: an input value equal to one
+/// of them is not echoed when a message contains it (the `annotations` target once flagged "the
+/// layer key is 0 bytes; AES_256_CTR_HMAC_SHA256 needs 32 bytes" for private options whose
+/// unknown field held that name).
+const OWN_WORDS: &[&str] = &[ctd_decoder::options::AES_256_CTR_HMAC_SHA256];
+
+/// Panics if `message` quotes any secret-looking string value of `json` (other than
+/// [`OWN_WORDS`]).
 pub fn assert_no_echo(message: &str, json: &[u8]) {
     for s in secret_looking_strings(json) {
+        if OWN_WORDS.contains(&s.as_str()) {
+            continue;
+        }
         assert!(
             !message.contains(&s),
             "error message echoes an input value: {message:?}"
