@@ -16,8 +16,9 @@
 //! Secret keys come from [`KeyRing::openpgp`]: binary or armored keyrings, several certificates
 //! each. Only keys whose key ID a PKESK names are unlocked and tried (anonymous, all-zero key IDs
 //! are tried against every key of the matching algorithm); a passphrase-protected key is unlocked
-//! with the passphrase that came with its keyring, never by prompting. At most
-//! [`MAX_KEY_OPERATIONS`] private-key operations are spent on one message.
+//! with the passphrase that came with its keyring, never by prompting. Every PKESK decryption
+//! is taken from the run's budget of private-key operations ([`KeyRing::spend_operation`]), which
+//! the jwe and pkcs7 unwrappers share.
 //!
 //! `sequoia-openpgp` parses the keyrings, unlocks the keys and decrypts the PKESKs; with its
 //! OpenSSL backend RSA decryption is blinded with a constant-time padding check, every PKESK
@@ -58,8 +59,6 @@ pub const MAX_MESSAGE_LEN: usize = 1 << 20;
 pub const MAX_PLAINTEXT_LEN: usize = 64 << 10;
 /// Most PKESK packets accepted in one message.
 pub const MAX_RECIPIENTS: usize = 256;
-/// Most private-key operations (PKESK decryptions) spent on one message.
-pub const MAX_KEY_OPERATIONS: usize = 256;
 /// Most certificates read from one keyring.
 pub const MAX_CERTS_PER_KEYRING: usize = 256;
 
@@ -362,7 +361,6 @@ fn open(
     secrets: &mut SecretKeys<'_>,
     budget: &KeyRing,
 ) -> Result<SecretBytes, Option<String>> {
-    let mut operations = 0usize;
     let mut refused = None;
     for anonymous in [false, true] {
         for pkesk in &message.pkesks {
@@ -373,13 +371,9 @@ fn open(
                 let Some(pair) = key.keypair() else {
                     continue;
                 };
-                if operations == MAX_KEY_OPERATIONS {
-                    return Err(refused);
-                }
                 if !budget.spend_operation() {
                     return Err(Some(crate::keys::BUDGET_EXHAUSTED.into()));
                 }
-                operations += 1;
                 let Some((Some(algo), session)) = pkesk.decrypt(&mut CheckedDecryptor(pair), None)
                 else {
                     continue;

@@ -737,27 +737,33 @@ fn ciphers_other_than_aes_are_refused() {
 #[test]
 fn private_key_operations_are_bounded() {
     // Anonymous decoys for a key not in the ring, then the real recipient, also anonymous. Two
-    // ECDH keys in the ring: each anonymous PKESK costs two operations.
+    // ECDH keys in the ring: each anonymous PKESK costs two operations, the real one two as well
+    // (the other key first). The run's budget decides how many may be spent.
+    use crate::keys::{BUDGET_EXHAUSTED, MAX_PRIVATE_KEY_OPERATIONS};
     let session = session_key();
     let anonymous = |cert: &TestCert| {
         let mut p = pkesk_for(cert, &session);
         p.set_recipient(None);
         serialize_pkesk(p)
     };
-    let ring = ring(vec![
-        item(payload(0), p256().binary(), None),
-        item(payload(1), cv25519().binary(), None),
-    ]);
-    let with_decoys = |decoys: usize| {
-        let mut blob = anonymous(locked()).repeat(decoys);
-        blob.extend(anonymous(cv25519()));
-        blob.extend(seipd(&session, &literal(OPTIONS), Mdc::Valid));
-        blob
+    let ring_with_budget = |left: u32| {
+        let ring = ring(vec![
+            item(payload(0), p256().binary(), None),
+            item(payload(1), cv25519().binary(), None),
+        ]);
+        for _ in left..MAX_PRIVATE_KEY_OPERATIONS {
+            assert!(ring.spend_operation());
+        }
+        ring
     };
-    let within = (MAX_KEY_OPERATIONS - 2) / 2;
-    assert_eq!(opens(&ring, &with_decoys(within)), OPTIONS);
-    let e = fails(&ring, &with_decoys(within + 1));
-    assert!(matches!(e, UnwrapError::NoKeyFits { .. }), "{e:?}");
+    let decoys = 40;
+    let mut blob = anonymous(locked()).repeat(decoys);
+    blob.extend(anonymous(cv25519()));
+    blob.extend(seipd(&session, &literal(OPTIONS), Mdc::Valid));
+    let needed = 2 * decoys as u32 + 2;
+    assert_eq!(opens(&ring_with_budget(needed), &blob), OPTIONS);
+    let e = fails(&ring_with_budget(needed - 1), &blob);
+    assert_eq!(e, UnwrapError::Malformed(BUDGET_EXHAUSTED.into()), "{e:?}");
 }
 
 /// Committed fixtures (`tests/data/pgp/make-fixtures.sh`, test-only key): a message written by
